@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"snap/repo"
+	"snap/snapshot"
+)
+
+type createOptions struct {
+	tags        []string
+	host        string
+	init        bool
+	initOpts    initOptions
+	compression string
+	parent      string
+	force       bool
+	ignoreCtime bool
+	ignoreInode bool
+	time        string
+}
+
+func createCmd(g *globals) *cobra.Command {
+	o := &createOptions{}
+	c := &cobra.Command{
+		Use:     "create [flags] PATH...",
+		Aliases: []string{"backup"},
+		Short:   "Back up paths into a new snapshot",
+		Args:    cobra.MinimumNArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return g.create(cmd, o, args) },
+	}
+	f := c.Flags()
+	f.StringArrayVar(&o.tags, "tag", nil, "add a tag to the snapshot (repeatable)")
+	f.StringVar(&o.host, "host", "", "host name to record (default: this machine's)")
+	f.BoolVar(&o.init, "init", false, "create the repository first if there is none")
+	f.StringVar(&o.compression, "compression", "", "compression for this run: auto, off, fastest, default, better, max (default: the repository's)")
+	f.StringVar(&o.parent, "parent", "", "snapshot to compare with (default: latest with the same host and paths)")
+	f.BoolVar(&o.force, "force", false, "read every file, even when unchanged since the parent")
+	f.BoolVar(&o.ignoreCtime, "ignore-ctime", false, "ignore ctime changes when looking for changed files")
+	f.BoolVar(&o.ignoreInode, "ignore-inode", false, "ignore inode changes when looking for changed files")
+	f.StringVar(&o.time, "time", "", "record this time instead of now (\"2006-01-02 15:04:05\", local time)")
+	o.initOpts = initOptions{chunkMin: "512KiB", chunkAvg: "1MiB", chunkMax: "8MiB", compression: repo.CompressAuto}
+	return c
+}
+
+func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) error {
+	ctx := cmd.Context()
+	// Check the arguments before touching the repository: a wrong argument
+	// must not leave anything behind.
+	var paths []string
+	for _, a := range args {
+		p, err := filepath.Abs(a)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Lstat(p); err != nil {
+			return fmt.Errorf("cannot back up %s: %w", a, err)
+		}
+		paths = append(paths, p)
+	}
+	var at time.Time
+	if o.time != "" {
+		t, err := time.ParseInLocation("2006-01-02 15:04:05", o.time, time.Local)
+		if err != nil {
+			return fmt.Errorf("--time %q: want \"2006-01-02 15:04:05\"", o.time)
+		}
+		at = t
+	}
+	host := o.host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	r, err := g.open(ctx, o.compression)
+	if errors.Is(err, repo.ErrNoRepository) && o.init {
+		r, err = g.initRepo(ctx, &o.initOpts)
+		if err == nil && o.compression != "" {
+			r.Close()
+			r, err = g.open(ctx, o.compression)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	unlock, err := g.lock(ctx, r, "create")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	var parent *snapshot.Snapshot
+	if o.parent != "" {
+		if parent, err = snapshot.Find(ctx, r, o.parent, snapshot.Filter{}); err != nil {
+			return fmt.Errorf("--parent: %w", err)
+		}
+	} else {
+		parent, err = findParent(cmd, r, host, paths)
+		if err != nil {
+			return err
+		}
+	}
+	var mu sync.Mutex
+	sn, err := snapshot.Create(ctx, r, snapshot.CreateOptions{
+		Paths: paths, Tags: o.tags, Host: host, Username: currentUser(), Time: at,
+		Parent: parent, ProgramVersion: version,
+		Force: o.force, IgnoreCtime: o.ignoreCtime, IgnoreInode: o.ignoreInode,
+		OnError: func(path string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if g.json {
+				printJSON(g.stderr, map[string]any{"message_type": "error", "path": path, "error": err.Error()})
+			} else {
+				fmt.Fprintf(g.stderr, "snap: cannot read %s: %v\n", path, unwrapPath(err))
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	s := sn.Summary
+	switch {
+	case g.json:
+		err = printJSON(g.stdout, map[string]any{
+			"message_type": "summary", "snapshot_id": sn.ID.String(),
+			"files_new": s.FilesNew, "files_changed": s.FilesChanged, "files_unchanged": s.FilesUnchanged,
+			"dirs": s.Dirs, "bytes_read": s.BytesRead, "bytes_added": s.BytesAdded, "bytes_stored": s.BytesStored,
+			"blobs_added": s.BlobsAdded, "total_size": s.TotalSize, "errors": s.Errors, "duration_s": s.Duration,
+		})
+	case !g.quiet:
+		fmt.Fprintf(g.stdout, "snapshot %s saved: %d new, %d changed, %d unchanged files, %d dirs; read %s, added %s (%s stored) in %.1fs\n",
+			sn.ID.Short(), s.FilesNew, s.FilesChanged, s.FilesUnchanged, s.Dirs,
+			formatBytes(s.BytesRead), formatBytes(s.BytesAdded), formatBytes(s.BytesStored), s.Duration)
+	}
+	if err != nil {
+		return err
+	}
+	if s.Errors > 0 {
+		return fmt.Errorf("snapshot %s saved, but %d files or directories could not be read: %w", sn.ID.Short(), s.Errors, errPartial)
+	}
+	return nil
+}
+
+// findParent picks the latest snapshot of the same host and paths.
+func findParent(cmd *cobra.Command, r *repo.Repository, host string, paths []string) (*snapshot.Snapshot, error) {
+	all, err := snapshot.List(cmd.Context(), r)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].Hostname == host && slices.Equal(all[i].Paths, paths) {
+			return all[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// unwrapPath drops the path from *fs.PathError messages, since the path is printed already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

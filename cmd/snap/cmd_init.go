@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"snap/chunk"
+	"snap/repo"
+)
+
+type initOptions struct {
+	chunkMin, chunkAvg, chunkMax string
+	compression                  string
+}
+
+func initCmd(g *globals) *cobra.Command {
+	o := &initOptions{}
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Create a repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := g.initRepo(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			if g.json {
+				return printJSON(g.stdout, map[string]any{"id": r.Config().ID, "location": r.Backend().Location()})
+			}
+			if !g.quiet {
+				fmt.Fprintf(g.stdout, "created repository %s at %s\n", r.Config().ID[:8], r.Backend().Location())
+			}
+			return nil
+		},
+	}
+	addInitFlags(c, o)
+	return c
+}
+
+func addInitFlags(c *cobra.Command, o *initOptions) {
+	f := c.Flags()
+	f.StringVar(&o.chunkMin, "chunk-min", "512KiB", "minimum chunk size")
+	f.StringVar(&o.chunkAvg, "chunk-avg", "1MiB", "average chunk size (a power of two)")
+	f.StringVar(&o.chunkMax, "chunk-max", "8MiB", "maximum chunk size")
+	f.StringVar(&o.compression, "compression", repo.CompressAuto, "default compression: auto, off, fastest, default, better, max")
+}
+
+func (g *globals) initRepo(ctx context.Context, o *initOptions) (*repo.Repository, error) {
+	var sizes [3]uint
+	for i, s := range []string{o.chunkMin, o.chunkAvg, o.chunkMax} {
+		v, err := parseSize(s)
+		if err != nil {
+			return nil, fmt.Errorf("chunk size %q: %w", s, err)
+		}
+		sizes[i] = uint(v)
+	}
+	p, err := chunk.NewParams(sizes[0], sizes[1], sizes[2])
+	if err != nil {
+		return nil, err
+	}
+	mode, err := repo.ParseCompression(o.compression)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := repo.NewConfig(p, mode)
+	if err != nil {
+		return nil, err
+	}
+	be, idx, err := g.openBackend()
+	if err != nil {
+		return nil, err
+	}
+	return repo.Init(ctx, be, cfg, repo.Options{IndexPath: idx})
+}

@@ -1,0 +1,105 @@
+// Command snap is a deduplicating backup tool: it keeps snapshots of
+// directory trees in a repository of content-defined chunks.
+//
+// This package only turns flags into calls of the snapshot and repo packages
+// and prints results; every exit code is chosen in exitCode.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"snap/internal/backend"
+	"snap/repo"
+)
+
+// version is the program version recorded in snapshots.
+const version = "snap 0.1.0"
+
+// Exit codes (DESIGN.md, command-line conventions).
+const (
+	exitOK          = 0
+	exitFatal       = 1
+	exitPartial     = 3
+	exitNoRepo      = 10
+	exitLocked      = 11
+	exitInterrupted = 130
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// globals are the options every command shares.
+type globals struct {
+	repo     string
+	json     bool
+	quiet    bool
+	lockWait string
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "snap",
+		Short:         "Deduplicated, browsable snapshots of directory trees",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetArgs(args)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.repo, "repo", "r", os.Getenv("SNAP_REPOSITORY"), "repository location (default $SNAP_REPOSITORY)")
+	pf.BoolVar(&g.json, "json", false, "print results as JSON")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print nothing but errors")
+	pf.StringVar(&g.lockWait, "lock-wait", "0s", "how long to wait for another writer's lock (e.g. 10m)")
+	root.AddCommand(
+		initCmd(g),
+		createCmd(g),
+		snapshotsCmd(g),
+		restoreCmd(g),
+		repairCmd(g),
+		catCmd(g),
+	)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(ctx, err)
+	if code != exitPartial { // partial failures were reported file by file already
+		fmt.Fprintf(stderr, "snap: %v\n", err)
+	}
+	return code
+}
+
+// errPartial is returned by commands that finished but could not handle
+// every file; each file was reported on stderr.
+var errPartial = errors.New("some files could not be read")
+
+func exitCode(ctx context.Context, err error) int {
+	switch {
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.Is(err, errPartial):
+		return exitPartial
+	case errors.Is(err, repo.ErrNoRepository):
+		return exitNoRepo
+	case errors.Is(err, backend.ErrLocked):
+		return exitLocked
+	}
+	return exitFatal
+}

@@ -1,0 +1,848 @@
+// Package index maps blob IDs to their location in the repository's packs.
+//
+// The index lives in index.db, a bbolt database that caches the pack
+// trailers (see "Index (index.db)" in docs/FORMAT.md). It can be deleted and
+// rebuilt from the packs at any time, so every inconsistency found in it is
+// reported as ErrCorrupt, whose remedy is 'snap repair index'. This package
+// is the only one that imports bbolt.
+//
+// Open checks or creates the file; Lookup and LookupMany find blobs;
+// AddPack records a pack once it is durable; Packs, Blobs and Stats list the
+// contents.
+//
+// Several processes use index.db at once: one writer (a backup) and any
+// number of readers (restore, ls). bbolt locks the file with flock for as
+// long as a *bolt.DB is open, exclusively when open read-write, so an Index
+// never keeps the file open across calls. Each call opens it, runs one
+// transaction and closes it again. A writer that looks up many blobs calls
+// Hold, which keeps a read-only handle open between calls; every write then
+// closes that handle, commits through a read-write handle and reopens the
+// read-only one. Readers thus wait at most for one commit, and the writer at
+// most for one read transaction.
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"snap/chunk"
+	"snap/repo/pack"
+)
+
+// Version is the schema version recorded in the meta bucket.
+const Version = 1
+
+// DefaultLockTimeout is how long a call waits for another process to release
+// the file lock before it fails with ErrLocked. It is long because a commit
+// may legitimately take a while on a slow disk, and short enough that a
+// stuck process is reported rather than waited for forever.
+const DefaultLockTimeout = 3 * time.Minute
+
+// fileMode is used when creating index.db.
+const fileMode = 0o600
+
+var (
+	// ErrCorrupt is wrapped by every error reporting an index file that
+	// cannot be read or contradicts itself.
+	ErrCorrupt = errors.New("corrupt index; run 'snap repair index' to rebuild it from the packs")
+
+	// ErrOtherRepository is returned by Open for an index.db written for
+	// another repository, as happens when a repository directory is copied
+	// over another.
+	ErrOtherRepository = errors.New("index belongs to another repository; run 'snap repair index' to rebuild it")
+
+	// ErrLocked is returned when another process kept index.db locked for
+	// longer than the lock timeout.
+	ErrLocked = errors.New("index locked by another process")
+
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("index closed")
+)
+
+// Names in the database.
+var (
+	bucketPacks    = []byte("packs")
+	bucketPackNums = []byte("packnums")
+	bucketBlobs    = []byte("blobs")
+	bucketMeta     = []byte("meta")
+
+	keyVersion    = []byte("version")
+	keyRepository = []byte("repository")
+	keyNextPack   = []byte("next_pack")
+)
+
+// Sizes of the stored values.
+const (
+	packValueSize = 4 + 8 + 4                 // number, size, count
+	blobValueSize = 1 + 1 + 4 + 8 + 4 + 4 + 8 // type, compression, pack number, offset, stored, raw, xxh64
+)
+
+// Location says where a blob is stored: the pack and the pack's trailer entry
+// for the blob.
+type Location struct {
+	Pack chunk.ID
+	pack.Blob
+}
+
+// PackInfo describes one indexed pack.
+type PackInfo struct {
+	ID    chunk.ID
+	Size  int64 // bytes
+	Count int   // blobs in the pack's trailer
+}
+
+// Index is an open index.db. Its methods are safe for concurrent use by the
+// goroutines of one process. Callbacks passed to its methods run inside a
+// transaction and must not call methods of the same Index.
+type Index struct {
+	path    string
+	timeout time.Duration
+
+	// mu orders this process's own use of the file: writers take it
+	// exclusively, because a commit must close the held handle, and because
+	// our own read handles would otherwise delay our exclusive flock.
+	mu      sync.RWMutex
+	held    *bolt.DB // open read-only between calls while holding, else nil
+	holding bool     // between Hold and Release
+	closed  bool
+}
+
+// Open opens the index at path for the repository with ID repoID, creating
+// the file and its buckets if they do not exist. It refuses an index written
+// for another repository or with another schema version. The file is closed
+// again before Open returns.
+func Open(path string, repoID string) (*Index, error) {
+	if repoID == "" {
+		return nil, fmt.Errorf("open index %s: empty repository ID", path)
+	}
+	ix := &Index{path: path, timeout: DefaultLockTimeout}
+	if err := ix.init(repoID); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+func (ix *Index) init(repoID string) error {
+	// An index almost always exists already. Check it read-only: opening it
+	// read-write would wait for a running backup to release its held handle.
+	fi, err := os.Stat(ix.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("open index: %w", err)
+	}
+	if err == nil && fi.Size() > 0 {
+		ready := false
+		err := ix.view(func(tx *bolt.Tx) (err error) {
+			ready, err = ix.checkMeta(tx, repoID)
+			return err
+		})
+		if err != nil || ready {
+			return err
+		}
+	}
+	// The file is new or empty. Two processes may race to create it; the
+	// read-write open serializes them and the loser finds the meta bucket.
+	return ix.update(func(tx *bolt.Tx) error {
+		ready, err := ix.checkMeta(tx, repoID)
+		if err != nil || ready {
+			return err
+		}
+		for _, name := range [][]byte{bucketPacks, bucketPackNums, bucketBlobs, bucketMeta} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("index %s: create bucket %s: %w", ix.path, name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		for k, v := range map[string][]byte{
+			string(keyVersion):    binary.LittleEndian.AppendUint32(nil, Version),
+			string(keyRepository): []byte(repoID),
+			string(keyNextPack):   binary.LittleEndian.AppendUint32(nil, 0),
+		} {
+			if err := meta.Put([]byte(k), v); err != nil {
+				return fmt.Errorf("index %s: write meta %s: %w", ix.path, k, err)
+			}
+		}
+		return nil
+	})
+}
+
+// checkMeta reports whether the index in tx is ready for use by repoID. It
+// returns false, nil for a database without buckets, which init fills.
+func (ix *Index) checkMeta(tx *bolt.Tx, repoID string) (bool, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			empty = false
+			return nil
+		})
+		if !empty {
+			return false, ix.corruptf("meta bucket missing")
+		}
+		return false, nil
+	}
+	v := meta.Get(keyVersion)
+	if len(v) != 4 {
+		return false, ix.corruptf("meta version is %d bytes, want 4", len(v))
+	}
+	if n := binary.LittleEndian.Uint32(v); n != Version {
+		return false, ix.corruptf("schema version %d, this program reads version %d", n, Version)
+	}
+	if got := meta.Get(keyRepository); string(got) != repoID {
+		return false, fmt.Errorf("index %s: written for repository %.64q, this is %s: %w", ix.path, got, repoID, ErrOtherRepository)
+	}
+	if _, err := ix.buckets(tx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Hold keeps a read-only view of the index open between calls, which makes
+// lookups much cheaper. It is meant for the single writer process: while
+// held, no other process can commit to the index. Writes through this Index
+// still work; each one briefly closes the view.
+func (ix *Index) Hold() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closed {
+		return ErrClosed
+	}
+	ix.holding = true
+	if ix.held != nil {
+		return nil
+	}
+	return ix.reopenHeld()
+}
+
+// Release closes the view opened by Hold.
+func (ix *Index) Release() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.holding = false
+	return ix.closeHeld()
+}
+
+// Close releases the index. Later calls fail with ErrClosed.
+func (ix *Index) Close() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.closed = true
+	ix.holding = false
+	return ix.closeHeld()
+}
+
+func (ix *Index) reopenHeld() error {
+	db, err := ix.openDB(true)
+	if err != nil {
+		return err
+	}
+	ix.held = db
+	return nil
+}
+
+func (ix *Index) closeHeld() error {
+	if ix.held == nil {
+		return nil
+	}
+	err := ix.held.Close()
+	ix.held = nil
+	if err != nil {
+		return fmt.Errorf("close index %s: %w", ix.path, err)
+	}
+	return nil
+}
+
+// openDB opens the file read-only (shared lock) or read-write (exclusive
+// lock), waiting up to ix.timeout for other processes.
+func (ix *Index) openDB(readOnly bool) (*bolt.DB, error) {
+	var file *os.File
+	opts := &bolt.Options{
+		Timeout:      ix.timeout,
+		ReadOnly:     readOnly,
+		FreelistType: bolt.FreelistMapType,
+		// Keep the file handle so that it can be closed, dropping its lock,
+		// if bbolt panics on a damaged file halfway through Open.
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		},
+	}
+	var db *bolt.DB
+	err := ix.guard(func() (err error) {
+		db, err = bolt.Open(ix.path, fileMode, opts)
+		return err
+	})
+	if err == nil {
+		return db, nil
+	}
+	if db == nil && file != nil {
+		_ = file.Close() // usually closed by bbolt already; then this fails harmlessly
+	}
+	var errno syscall.Errno
+	var pathErr *fs.PathError
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		return nil, err
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("open index %s: waited %v for another process to release the file (a backup committing, or a stuck process): %w", ix.path, ix.timeout, ErrLocked)
+	case errors.As(err, &pathErr), errors.As(err, &errno):
+		return nil, fmt.Errorf("open index %s: %w", ix.path, err)
+	}
+	// The rest are bbolt's verdicts on the file's contents: bad meta pages,
+	// a checksum mismatch, a file shorter than its two meta pages.
+	return nil, fmt.Errorf("open index %s: %v: %w", ix.path, err, ErrCorrupt)
+}
+
+// callerPanic carries a panic raised by a caller's callback through guard,
+// which must not mistake it for damage in the file.
+type callerPanic struct{ v any }
+
+// guard runs fn, which touches bbolt's memory map, and turns a panic into
+// ErrCorrupt. bbolt trusts the file: damaged pages make it panic, and pages
+// past the end of a truncated file fault (SIGBUS), which SetPanicOnFault
+// turns into a panic we can recover from instead of a crash.
+func (ix *Index) guard(fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if cp, ok := r.(callerPanic); ok {
+				panic(cp.v)
+			}
+			err = fmt.Errorf("index %s: bbolt failed reading it: %v: %w", ix.path, r, ErrCorrupt)
+		}
+	}()
+	return fn()
+}
+
+// call runs a caller's callback, marking a panic in it as the caller's.
+func call(fn func() error) error {
+	defer func() {
+		if r := recover(); r != nil {
+			panic(callerPanic{r})
+		}
+	}()
+	return fn()
+}
+
+// view runs fn in one read transaction, on the held handle if there is one.
+func (ix *Index) view(fn func(*bolt.Tx) error) error {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.closed {
+		return ErrClosed
+	}
+	if ix.held != nil {
+		return ix.guard(func() error { return ix.held.View(fn) })
+	}
+	// Not holding, or the held handle could not be reopened after the last
+	// commit: use a handle of our own for this one transaction.
+	db, err := ix.openDB(true)
+	if err != nil {
+		return err
+	}
+	err = ix.guard(func() error { return db.View(fn) })
+	if cerr := db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close index %s: %w", ix.path, cerr)
+	}
+	return err
+}
+
+// update runs fn in one read-write transaction and commits it.
+func (ix *Index) update(fn func(*bolt.Tx) error) (err error) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closed {
+		return ErrClosed
+	}
+	// flock locks belong to the open file description: our own read-only
+	// handle would block our exclusive lock forever, so close it first.
+	if err := ix.closeHeld(); err != nil {
+		return err
+	}
+	if ix.holding {
+		defer func() {
+			if herr := ix.reopenHeld(); herr != nil && err == nil {
+				err = herr
+			}
+		}()
+	}
+	db, err := ix.openDB(false)
+	if err != nil {
+		return err
+	}
+	err = ix.guard(func() error { return db.Update(fn) })
+	if cerr := db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close index %s: %w", ix.path, cerr)
+	}
+	return err
+}
+
+func (ix *Index) corruptf(format string, args ...any) error {
+	return fmt.Errorf("index %s: %s: %w", ix.path, fmt.Sprintf(format, args...), ErrCorrupt)
+}
+
+type buckets struct {
+	packs, packNums, blobs, meta *bolt.Bucket
+}
+
+func (ix *Index) buckets(tx *bolt.Tx) (buckets, error) {
+	b := buckets{
+		packs:    tx.Bucket(bucketPacks),
+		packNums: tx.Bucket(bucketPackNums),
+		blobs:    tx.Bucket(bucketBlobs),
+		meta:     tx.Bucket(bucketMeta),
+	}
+	if b.packs == nil || b.packNums == nil || b.blobs == nil || b.meta == nil {
+		return b, ix.corruptf("a bucket is missing")
+	}
+	return b, nil
+}
+
+// Lookup returns the location of the blob id, and whether it is indexed.
+func (ix *Index) Lookup(id chunk.ID) (loc Location, found bool, err error) {
+	err = ix.view(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		loc, found, err = ix.lookup(b, id, nil)
+		return err
+	})
+	return loc, found, err
+}
+
+// LookupMany looks up ids in one read transaction and calls fn for each with
+// its position in ids. The calls come in blob-ID order, not in the order of
+// ids, because sorted keys visit the file's pages in order. An error from fn
+// stops the lookup and is returned.
+func (ix *Index) LookupMany(ids []chunk.ID, fn func(i int, loc Location, found bool) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	order := make([]int, len(ids))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return compareIDs(ids[a], ids[b]) })
+	return ix.view(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		packIDs := make(map[uint32]chunk.ID)
+		for _, i := range order {
+			loc, found, err := ix.lookup(b, ids[i], packIDs)
+			if err != nil {
+				return err
+			}
+			if err := call(func() error { return fn(i, loc, found) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func compareIDs(a, b chunk.ID) int {
+	return slices.Compare(a[:], b[:])
+}
+
+// lookup finds id in b. packIDs, if not nil, caches pack numbers resolved
+// earlier in the same transaction.
+func (ix *Index) lookup(b buckets, id chunk.ID, packIDs map[uint32]chunk.ID) (Location, bool, error) {
+	v := b.blobs.Get(id[:])
+	if v == nil {
+		return Location{}, false, nil
+	}
+	loc, err := ix.locate(b, id, v, packIDs)
+	return loc, err == nil, err
+}
+
+// locate decodes the value v of blob id and resolves its pack number.
+func (ix *Index) locate(b buckets, id chunk.ID, v []byte, packIDs map[uint32]chunk.ID) (Location, error) {
+	blob, num, err := ix.decodeBlob(id, v)
+	if err != nil {
+		return Location{}, err
+	}
+	packID, ok := packIDs[num]
+	if !ok {
+		if packID, err = ix.packID(b, num); err != nil {
+			return Location{}, fmt.Errorf("blob %s: %w", id.Short(), err)
+		}
+		if packIDs != nil {
+			packIDs[num] = packID
+		}
+	}
+	return Location{Pack: packID, Blob: blob}, nil
+}
+
+func (ix *Index) packID(b buckets, num uint32) (chunk.ID, error) {
+	v := b.packNums.Get(packNumKey(num))
+	if v == nil {
+		return chunk.ID{}, ix.corruptf("pack number %d is not listed", num)
+	}
+	if len(v) != chunk.IDSize {
+		return chunk.ID{}, ix.corruptf("pack number %d: ID is %d bytes, want %d", num, len(v), chunk.IDSize)
+	}
+	return chunk.ID(v), nil
+}
+
+// AddPack records a durable pack and its blobs in one read-write
+// transaction. Adding a pack the index already lists changes nothing. A blob
+// the index already lists keeps its first location.
+func (ix *Index) AddPack(id chunk.ID, size int64, blobs []pack.Blob) error {
+	if err := checkPack(id, size, len(blobs), blobs); err != nil {
+		return err
+	}
+	return ix.update(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		return ix.addPack(b, id, size, blobs)
+	})
+}
+
+// AddPacks records many packs in one transaction, as a rebuild does; blobs[i]
+// are the blobs of packs[i]. The transaction holds all changes in memory, so
+// callers adding millions of blobs split them over several calls.
+func (ix *Index) AddPacks(packs []PackInfo, blobs [][]pack.Blob) error {
+	if len(packs) != len(blobs) {
+		return fmt.Errorf("index: add %d packs with %d blob lists", len(packs), len(blobs))
+	}
+	for i, p := range packs {
+		if err := checkPack(p.ID, p.Size, p.Count, blobs[i]); err != nil {
+			return err
+		}
+	}
+	return ix.update(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		for i, p := range packs {
+			if err := ix.addPack(b, p.ID, p.Size, blobs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// checkPack refuses what the index could not store or later decode.
+func checkPack(id chunk.ID, size int64, count int, blobs []pack.Blob) error {
+	if len(blobs) < 1 || len(blobs) > pack.MaxBlobs || count != len(blobs) {
+		return fmt.Errorf("index: add pack %s: count %d with %d blobs, want equal counts in 1..%d", id.Short(), count, len(blobs), pack.MaxBlobs)
+	}
+	if size < pack.MinPackSize {
+		return fmt.Errorf("index: add pack %s: size %d is below the minimum pack size %d", id.Short(), size, pack.MinPackSize)
+	}
+	for _, b := range blobs {
+		if b.Type > pack.TreeBlob || b.Compression > pack.Zstd {
+			return fmt.Errorf("index: add pack %s: blob %s has type %d, compression %d", id.Short(), b.ID.Short(), b.Type, b.Compression)
+		}
+	}
+	return nil
+}
+
+func (ix *Index) addPack(b buckets, id chunk.ID, size int64, blobs []pack.Blob) error {
+	if b.packs.Get(id[:]) != nil {
+		return nil
+	}
+	num, err := ix.nextPack(b)
+	if err != nil {
+		return err
+	}
+	// bbolt keeps references to keys and values until the commit, so each
+	// Put gets its own bytes: carve them from one allocation.
+	buf := make([]byte, 0, packValueSize+4+chunk.IDSize+len(blobs)*(chunk.IDSize+blobValueSize)+4)
+	put := func(bk *bolt.Bucket, key []byte, val []byte) error {
+		if err := bk.Put(key, val); err != nil {
+			return fmt.Errorf("index %s: add pack %s: %w", ix.path, id.Short(), err)
+		}
+		return nil
+	}
+	buf, v := appendOwn(buf, encodePack(num, size, len(blobs)))
+	if err := put(b.packs, id[:], v); err != nil {
+		return err
+	}
+	buf, k := appendOwn(buf, packNumKey(num))
+	if err := put(b.packNums, k, id[:]); err != nil {
+		return err
+	}
+	// Insert in key order, which keeps bbolt on neighbouring pages. The sort
+	// is stable so that a blob stored twice in the pack keeps its first copy.
+	sorted := slices.Clone(blobs)
+	slices.SortStableFunc(sorted, func(x, y pack.Blob) int { return compareIDs(x.ID, y.ID) })
+	for _, bl := range sorted {
+		if b.blobs.Get(bl.ID[:]) != nil {
+			continue
+		}
+		var kb, vb []byte
+		buf, kb = appendOwn(buf, bl.ID[:])
+		buf, vb = appendOwn(buf, encodeBlob(bl, num))
+		if err := put(b.blobs, kb, vb); err != nil {
+			return err
+		}
+	}
+	buf, v = appendOwn(buf, binary.LittleEndian.AppendUint32(nil, num+1))
+	return put(b.meta, keyNextPack, v)
+}
+
+// appendOwn appends p to buf and returns the copy. The copy is never written
+// again, even if a later append moves buf, so bbolt may keep it.
+func appendOwn(buf, p []byte) ([]byte, []byte) {
+	n := len(buf)
+	buf = append(buf, p...)
+	return buf, buf[n:len(buf):len(buf)]
+}
+
+func (ix *Index) nextPack(b buckets) (uint32, error) {
+	v := b.meta.Get(keyNextPack)
+	if len(v) != 4 {
+		return 0, ix.corruptf("meta next_pack is %d bytes, want 4", len(v))
+	}
+	n := binary.LittleEndian.Uint32(v)
+	if n == math.MaxUint32 {
+		// A rebuild numbers the packs from 0 again.
+		return 0, fmt.Errorf("index %s: all pack numbers used; run 'snap repair index' to renumber", ix.path)
+	}
+	return n, nil
+}
+
+// RemovePacks removes the packs ids and every blob entry that points into
+// them, in one transaction; unknown IDs are ignored. Because the index keeps
+// one location per blob, a blob that also has a copy in a remaining pack
+// drops out of the index too: a prune that repacks blobs should use
+// ReplacePacks.
+func (ix *Index) RemovePacks(ids []chunk.ID) error {
+	return ix.update(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		return ix.removePacks(b, ids)
+	})
+}
+
+// ReplacePacks removes the packs remove and then adds packs, in one
+// transaction, so readers never see the blobs moved from the old packs to
+// the new ones missing, and the moved blobs point at their new copies.
+func (ix *Index) ReplacePacks(remove []chunk.ID, packs []PackInfo, blobs [][]pack.Blob) error {
+	if len(packs) != len(blobs) {
+		return fmt.Errorf("index: add %d packs with %d blob lists", len(packs), len(blobs))
+	}
+	for i, p := range packs {
+		if err := checkPack(p.ID, p.Size, p.Count, blobs[i]); err != nil {
+			return err
+		}
+	}
+	return ix.update(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		if err := ix.removePacks(b, remove); err != nil {
+			return err
+		}
+		for i, p := range packs {
+			if err := ix.addPack(b, p.ID, p.Size, blobs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (ix *Index) removePacks(b buckets, ids []chunk.ID) error {
+	nums := make(map[uint32]bool)
+	for _, id := range ids {
+		v := b.packs.Get(id[:])
+		if v == nil {
+			continue
+		}
+		p, num, err := ix.decodePack(id, v)
+		if err != nil {
+			return err
+		}
+		if err := b.packs.Delete(p.ID[:]); err != nil {
+			return fmt.Errorf("index %s: remove pack %s: %w", ix.path, id.Short(), err)
+		}
+		if err := b.packNums.Delete(packNumKey(num)); err != nil {
+			return fmt.Errorf("index %s: remove pack %s: %w", ix.path, id.Short(), err)
+		}
+		nums[num] = true
+	}
+	if len(nums) == 0 {
+		return nil
+	}
+	// Blob entries do not say which pack they are in without a full scan.
+	// Collect first and delete afterwards: deleting under a cursor can make
+	// the cursor skip the next key.
+	var doomed []chunk.ID
+	c := b.blobs.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != chunk.IDSize {
+			return ix.corruptf("blob key is %d bytes, want %d", len(k), chunk.IDSize)
+		}
+		_, num, err := ix.decodeBlob(chunk.ID(k), v)
+		if err != nil {
+			return err
+		}
+		if nums[num] {
+			doomed = append(doomed, chunk.ID(k))
+		}
+	}
+	for _, id := range doomed {
+		if err := b.blobs.Delete(id[:]); err != nil {
+			return fmt.Errorf("index %s: remove blob %s: %w", ix.path, id.Short(), err)
+		}
+	}
+	return nil
+}
+
+// HasPack reports whether the pack id is indexed.
+func (ix *Index) HasPack(id chunk.ID) (found bool, err error) {
+	err = ix.view(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		found = b.packs.Get(id[:]) != nil
+		return nil
+	})
+	return found, err
+}
+
+// Packs calls fn for every indexed pack, in pack-ID order, in one read
+// transaction. An error from fn stops the iteration and is returned.
+func (ix *Index) Packs(fn func(PackInfo) error) error {
+	return ix.view(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		c := b.packs.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != chunk.IDSize {
+				return ix.corruptf("pack key is %d bytes, want %d", len(k), chunk.IDSize)
+			}
+			p, _, err := ix.decodePack(chunk.ID(k), v)
+			if err != nil {
+				return err
+			}
+			if err := call(func() error { return fn(p) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Blobs calls fn for every indexed blob, in blob-ID order, in one read
+// transaction. An error from fn stops the iteration and is returned.
+func (ix *Index) Blobs(fn func(Location) error) error {
+	return ix.view(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		packIDs := make(map[uint32]chunk.ID)
+		c := b.blobs.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != chunk.IDSize {
+				return ix.corruptf("blob key is %d bytes, want %d", len(k), chunk.IDSize)
+			}
+			loc, err := ix.locate(b, chunk.ID(k), v, packIDs)
+			if err != nil {
+				return err
+			}
+			if err := call(func() error { return fn(loc) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Stats returns the number of indexed packs and blobs.
+func (ix *Index) Stats() (packs, blobs int, err error) {
+	err = ix.view(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err != nil {
+			return err
+		}
+		packs = b.packs.Stats().KeyN
+		blobs = b.blobs.Stats().KeyN
+		return nil
+	})
+	return packs, blobs, err
+}
+
+// packNumKey is big-endian so that pack numbers sort as keys.
+func packNumKey(num uint32) []byte {
+	return binary.BigEndian.AppendUint32(nil, num)
+}
+
+func encodePack(num uint32, size int64, count int) []byte {
+	v := make([]byte, 0, packValueSize)
+	v = binary.LittleEndian.AppendUint32(v, num)
+	v = binary.LittleEndian.AppendUint64(v, uint64(size))
+	v = binary.LittleEndian.AppendUint32(v, uint32(count))
+	return v
+}
+
+func (ix *Index) decodePack(id chunk.ID, v []byte) (PackInfo, uint32, error) {
+	if len(v) != packValueSize {
+		return PackInfo{}, 0, ix.corruptf("pack %s: value is %d bytes, want %d", id.Short(), len(v), packValueSize)
+	}
+	num := binary.LittleEndian.Uint32(v[0:])
+	size := binary.LittleEndian.Uint64(v[4:])
+	count := binary.LittleEndian.Uint32(v[12:])
+	if size < pack.MinPackSize || size > math.MaxInt64 || count < 1 || count > pack.MaxBlobs {
+		return PackInfo{}, 0, ix.corruptf("pack %s: size %d with %d blobs", id.Short(), size, count)
+	}
+	return PackInfo{ID: id, Size: int64(size), Count: int(count)}, num, nil
+}
+
+func encodeBlob(b pack.Blob, num uint32) []byte {
+	v := make([]byte, 0, blobValueSize)
+	v = append(v, byte(b.Type), byte(b.Compression))
+	v = binary.LittleEndian.AppendUint32(v, num)
+	v = binary.LittleEndian.AppendUint64(v, b.Offset)
+	v = binary.LittleEndian.AppendUint32(v, b.Length)
+	v = binary.LittleEndian.AppendUint32(v, b.RawLength)
+	v = binary.LittleEndian.AppendUint64(v, b.Checksum)
+	return v
+}
+
+func (ix *Index) decodeBlob(id chunk.ID, v []byte) (pack.Blob, uint32, error) {
+	if len(v) != blobValueSize {
+		return pack.Blob{}, 0, ix.corruptf("blob %s: value is %d bytes, want %d", id.Short(), len(v), blobValueSize)
+	}
+	b := pack.Blob{
+		Type:        pack.BlobType(v[0]),
+		Compression: pack.Compression(v[1]),
+		ID:          id,
+		Offset:      binary.LittleEndian.Uint64(v[6:]),
+		Length:      binary.LittleEndian.Uint32(v[14:]),
+		RawLength:   binary.LittleEndian.Uint32(v[18:]),
+		Checksum:    binary.LittleEndian.Uint64(v[22:]),
+	}
+	if b.Type > pack.TreeBlob || b.Compression > pack.Zstd {
+		return pack.Blob{}, 0, ix.corruptf("blob %s: type %d, compression %d", id.Short(), b.Type, b.Compression)
+	}
+	return b, binary.LittleEndian.Uint32(v[2:]), nil
+}

@@ -1,0 +1,618 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"snap/chunk"
+	"snap/repo/pack"
+)
+
+const testRepo = "5c0d000000000000000000000000000000000000000000000000000000000001"
+
+func randID(r *rand.Rand) chunk.ID {
+	var id chunk.ID
+	r.Read(id[:])
+	return id
+}
+
+// makePack returns a plausible pack of n random blobs.
+func makePack(r *rand.Rand, n int) (chunk.ID, int64, []pack.Blob) {
+	blobs := make([]pack.Blob, n)
+	var off uint64
+	for i := range blobs {
+		l := uint32(r.Intn(1<<20) + 1)
+		blobs[i] = pack.Blob{
+			Type:        pack.BlobType(r.Intn(2)),
+			Compression: pack.Zstd,
+			ID:          randID(r),
+			Offset:      off,
+			Length:      l,
+			RawLength:   l + uint32(r.Intn(1000)),
+			Checksum:    r.Uint64(),
+		}
+		off += uint64(l)
+	}
+	return randID(r), int64(off) + int64(n)*pack.EntrySize + pack.FooterSize, blobs
+}
+
+func openTest(t testing.TB, path string) *Index {
+	t.Helper()
+	ix, err := Open(path, testRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	return ix
+}
+
+func tempIndex(t testing.TB) (*Index, string) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	return openTest(t, path), path
+}
+
+func mustAdd(t testing.TB, ix *Index, id chunk.ID, size int64, blobs []pack.Blob) {
+	t.Helper()
+	if err := ix.AddPack(id, size, blobs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantLocation(t testing.TB, ix *Index, packID chunk.ID, b pack.Blob) {
+	t.Helper()
+	loc, found, err := ix.Lookup(b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Fatalf("blob %s not found", b.ID.Short())
+	}
+	if want := (Location{Pack: packID, Blob: b}); loc != want {
+		t.Fatalf("Lookup(%s) = %+v, want %+v", b.ID.Short(), loc, want)
+	}
+}
+
+func wantMissing(t testing.TB, ix *Index, id chunk.ID) {
+	t.Helper()
+	_, found, err := ix.Lookup(id)
+	if err != nil || found {
+		t.Fatalf("Lookup(%s) = found %v, %v; want missing", id.Short(), found, err)
+	}
+}
+
+func wantStats(t testing.TB, ix *Index, packs, blobs int) {
+	t.Helper()
+	p, b, err := ix.Stats()
+	if err != nil || p != packs || b != blobs {
+		t.Fatalf("Stats = %d packs, %d blobs, %v; want %d, %d", p, b, err, packs, blobs)
+	}
+}
+
+func TestAddLookup(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	ix, _ := tempIndex(t)
+	wantStats(t, ix, 0, 0)
+	idA, sizeA, blobsA := makePack(r, 10)
+	idB, sizeB, blobsB := makePack(r, 5)
+	mustAdd(t, ix, idA, sizeA, blobsA)
+	mustAdd(t, ix, idB, sizeB, blobsB)
+	for _, b := range blobsA {
+		wantLocation(t, ix, idA, b)
+	}
+	for _, b := range blobsB {
+		wantLocation(t, ix, idB, b)
+	}
+	miss := randID(r)
+	wantMissing(t, ix, miss)
+	wantStats(t, ix, 2, 15)
+
+	for _, id := range []chunk.ID{idA, idB} {
+		if ok, err := ix.HasPack(id); !ok || err != nil {
+			t.Fatalf("HasPack(%s) = %v, %v", id.Short(), ok, err)
+		}
+	}
+	if ok, err := ix.HasPack(miss); ok || err != nil {
+		t.Fatalf("HasPack(unknown) = %v, %v", ok, err)
+	}
+
+	// LookupMany: hits, a miss and a duplicate, each reported at its index.
+	ids := []chunk.ID{blobsB[3].ID, miss, blobsA[0].ID, blobsA[7].ID, blobsB[3].ID}
+	want := []Location{{idB, blobsB[3]}, {}, {idA, blobsA[0]}, {idA, blobsA[7]}, {idB, blobsB[3]}}
+	seen := make([]bool, len(ids))
+	err := ix.LookupMany(ids, func(i int, loc Location, found bool) error {
+		if seen[i] {
+			t.Errorf("index %d reported twice", i)
+		}
+		seen[i] = true
+		if found != (i != 1) || loc != want[i] {
+			t.Errorf("index %d: got %+v found %v, want %+v", i, loc, found, want[i])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(seen, false) {
+		t.Fatalf("not every index reported: %v", seen)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err = ix.LookupMany(ids, func(int, Location, bool) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("LookupMany with failing callback: %v after %d calls", err, calls)
+	}
+
+	var packs []PackInfo
+	if err := ix.Packs(func(p PackInfo) error { packs = append(packs, p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	wantPacks := []PackInfo{{idA, sizeA, 10}, {idB, sizeB, 5}}
+	slices.SortFunc(wantPacks, func(a, b PackInfo) int { return compareIDs(a.ID, b.ID) })
+	if !slices.Equal(packs, wantPacks) {
+		t.Fatalf("Packs = %+v, want %+v", packs, wantPacks)
+	}
+
+	var locs []Location
+	if err := ix.Blobs(func(l Location) error { locs = append(locs, l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(locs) != 15 || !slices.IsSortedFunc(locs, func(a, b Location) int { return compareIDs(a.ID, b.ID) }) {
+		t.Fatalf("Blobs returned %d locations, sorted: %v", len(locs), slices.IsSortedFunc(locs, func(a, b Location) int { return compareIDs(a.ID, b.ID) }))
+	}
+	for _, l := range locs {
+		wantLocation(t, ix, l.Pack, l.Blob)
+	}
+}
+
+func TestAddPackIdempotent(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	ix, _ := tempIndex(t)
+	idA, sizeA, blobsA := makePack(r, 4)
+	mustAdd(t, ix, idA, sizeA, blobsA)
+	mustAdd(t, ix, idA, sizeA, blobsA)
+	wantStats(t, ix, 1, 4)
+
+	// Pack B repeats a blob of A (two writers raced) and one of its own.
+	idB, sizeB, blobsB := makePack(r, 3)
+	dup := blobsA[2]
+	dup.Offset = blobsB[1].Offset
+	blobsB[1] = dup
+	twice := blobsB[2]
+	twice.Offset += 7
+	blobsB = append(blobsB, twice)
+	mustAdd(t, ix, idB, sizeB, blobsB)
+	wantStats(t, ix, 2, 6)
+	wantLocation(t, ix, idA, blobsA[2]) // the first location wins
+	wantLocation(t, ix, idB, blobsB[2]) // so does the first copy in a pack
+
+	var nums []uint32
+	if err := ix.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPackNums).ForEach(func(k, v []byte) error {
+			nums = append(nums, binary.BigEndian.Uint32(k))
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(nums, []uint32{0, 1}) {
+		t.Fatalf("pack numbers %v, want [0 1]", nums)
+	}
+}
+
+func TestAddPackRefusesBadInput(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	ix, _ := tempIndex(t)
+	id, size, blobs := makePack(r, 2)
+	if err := ix.AddPack(id, size, nil); err == nil {
+		t.Error("empty pack accepted")
+	}
+	if err := ix.AddPack(id, 10, blobs); err == nil {
+		t.Error("impossible size accepted")
+	}
+	blobs[1].Type = 9
+	if err := ix.AddPack(id, size, blobs); err == nil {
+		t.Error("unknown blob type accepted")
+	}
+	if err := ix.AddPacks([]PackInfo{{id, size, 3}}, [][]pack.Blob{blobs[:1]}); err == nil {
+		t.Error("count mismatch accepted")
+	}
+	if err := ix.AddPacks([]PackInfo{{id, size, 1}}, nil); err == nil {
+		t.Error("missing blob list accepted")
+	}
+	wantStats(t, ix, 0, 0)
+}
+
+func TestAddPacks(t *testing.T) {
+	r := rand.New(rand.NewSource(4))
+	ix, _ := tempIndex(t)
+	var infos []PackInfo
+	var lists [][]pack.Blob
+	for i := 0; i < 20; i++ {
+		id, size, blobs := makePack(r, 50)
+		infos = append(infos, PackInfo{id, size, len(blobs)})
+		lists = append(lists, blobs)
+	}
+	infos = append(infos, infos[3]) // a repeated pack is a no-op
+	lists = append(lists, lists[3])
+	if err := ix.AddPacks(infos, lists); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(t, ix, 20, 1000)
+	wantLocation(t, ix, infos[7].ID, lists[7][49])
+}
+
+func TestHeldSeesOwnWrites(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	ix, _ := tempIndex(t)
+	if err := ix.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Hold(); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	var added [][]pack.Blob
+	var ids []chunk.ID
+	for i := 0; i < 10; i++ {
+		id, size, blobs := makePack(r, 20)
+		wantMissing(t, ix, blobs[0].ID)
+		mustAdd(t, ix, id, size, blobs)
+		added, ids = append(added, blobs), append(ids, id)
+		for j := range added {
+			wantLocation(t, ix, ids[j], added[j][i%20])
+		}
+		if ix.held == nil {
+			t.Fatal("held handle not reopened after a commit")
+		}
+	}
+	if err := ix.Release(); err != nil {
+		t.Fatal(err)
+	}
+	wantLocation(t, ix, ids[4], added[4][3])
+	wantStats(t, ix, 10, 200)
+}
+
+// Two Index values on one file use separate open file descriptions, so
+// their flocks conflict exactly as those of two processes do: a backup
+// holding the index and committing, and a restore looking blobs up.
+func TestWriterAndReaderProcesses(t *testing.T) {
+	r := rand.New(rand.NewSource(6))
+	path := filepath.Join(t.TempDir(), "index.db")
+	writer := openTest(t, path)
+	reader := openTest(t, path)
+	// A deadlock fails the test as ErrLocked instead of hanging it.
+	writer.timeout, reader.timeout = 20*time.Second, 20*time.Second
+	if err := writer.Hold(); err != nil {
+		t.Fatal(err)
+	}
+
+	const packs = 30
+	type added struct {
+		id   chunk.ID
+		blob pack.Blob
+	}
+	published := make(chan added, packs)
+	done := make(chan struct{})
+	var commits []time.Duration
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // the backup
+		defer wg.Done()
+		defer close(done)
+		for i := 0; i < packs; i++ {
+			id, size, blobs := makePack(r, 100)
+			start := time.Now()
+			if err := writer.AddPack(id, size, blobs); err != nil {
+				t.Error(err)
+				return
+			}
+			commits = append(commits, time.Since(start))
+			for _, b := range blobs[:10] {
+				if _, found, err := writer.Lookup(b.ID); err != nil || !found {
+					t.Errorf("writer lookup after commit: found %v, %v", found, err)
+					return
+				}
+			}
+			published <- added{id, blobs[0]}
+		}
+	}()
+	lookups := 0
+	go func() { // the restore
+		defer wg.Done()
+		var known []added
+		for {
+			select {
+			case a := <-published:
+				known = append(known, a)
+			case <-done:
+				return
+			default:
+			}
+			ids := []chunk.ID{{1}}
+			for _, a := range known {
+				ids = append(ids, a.blob.ID)
+			}
+			err := reader.LookupMany(ids, func(i int, loc Location, found bool) error {
+				if found != (i > 0) || (i > 0 && loc.Pack != known[i-1].id) {
+					return fmt.Errorf("reader: index %d found %v at %s", i, found, loc.Pack.Short())
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			lookups++
+		}
+	}()
+	wg.Wait()
+	slices.Sort(commits)
+	if len(commits) > 0 {
+		t.Logf("%d commits (median %v, max %v) while the reader did %d lookups", len(commits), commits[len(commits)/2], commits[len(commits)-1], lookups)
+	}
+	if len(commits) != packs || lookups == 0 {
+		t.Fatalf("no progress: %d commits, %d lookups", len(commits), lookups)
+	}
+}
+
+// A process holding the index blocks commits by others; the blocked call
+// fails after the timeout with ErrLocked instead of hanging.
+func TestLockedTimesOut(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	path := filepath.Join(t.TempDir(), "index.db")
+	holder := openTest(t, path)
+	other := openTest(t, path)
+	other.timeout = 200 * time.Millisecond
+	if err := holder.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	id, size, blobs := makePack(r, 3)
+	err := other.AddPack(id, size, blobs)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("AddPack while another process holds the index: %v", err)
+	}
+	t.Log(err)
+	// Readers are not blocked by a holder.
+	wantMissing(t, other, blobs[0].ID)
+	if err := holder.Release(); err != nil {
+		t.Fatal(err)
+	}
+	mustAdd(t, other, id, size, blobs)
+}
+
+func TestRemovePacks(t *testing.T) {
+	r := rand.New(rand.NewSource(8))
+	ix, _ := tempIndex(t)
+	var ids []chunk.ID
+	var lists [][]pack.Blob
+	for i := 0; i < 4; i++ {
+		id, size, blobs := makePack(r, 30)
+		mustAdd(t, ix, id, size, blobs)
+		ids, lists = append(ids, id), append(lists, blobs)
+	}
+	if err := ix.RemovePacks([]chunk.ID{ids[1], randID(r), ids[3]}); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(t, ix, 2, 60)
+	for _, i := range []int{1, 3} {
+		if ok, err := ix.HasPack(ids[i]); ok || err != nil {
+			t.Fatalf("HasPack(removed) = %v, %v", ok, err)
+		}
+		for _, b := range lists[i] {
+			wantMissing(t, ix, b.ID)
+		}
+	}
+	for _, i := range []int{0, 2} {
+		for _, b := range lists[i] {
+			wantLocation(t, ix, ids[i], b)
+		}
+	}
+	if err := ix.RemovePacks(ids[1:2]); err != nil { // again: nothing to do
+		t.Fatal(err)
+	}
+	wantStats(t, ix, 2, 60)
+
+	// A repack: blobs of pack 0 move to a new pack, pack 0 goes.
+	newID, newSize, moved := makePack(r, 2)
+	moved[0].ID, moved[1].ID = lists[0][5].ID, lists[0][9].ID
+	if err := ix.ReplacePacks(ids[:1], []PackInfo{{newID, newSize, 2}}, [][]pack.Blob{moved}); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(t, ix, 2, 32)
+	wantLocation(t, ix, newID, moved[0])
+	wantLocation(t, ix, newID, moved[1])
+	wantMissing(t, ix, lists[0][0].ID)
+}
+
+func TestReopen(t *testing.T) {
+	r := rand.New(rand.NewSource(9))
+	path := filepath.Join(t.TempDir(), "index.db")
+	ix, err := Open(path, testRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, size, blobs := makePack(r, 8)
+	mustAdd(t, ix, id, size, blobs)
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ix.Lookup(blobs[0].ID); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Lookup after Close: %v", err)
+	}
+	if err := ix.AddPack(id, size, blobs); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AddPack after Close: %v", err)
+	}
+	ix = openTest(t, path)
+	wantLocation(t, ix, id, blobs[7])
+	id2, size2, blobs2 := makePack(r, 2)
+	mustAdd(t, ix, id2, size2, blobs2)
+	wantStats(t, ix, 2, 10)
+}
+
+func TestWrongRepository(t *testing.T) {
+	_, path := tempIndex(t)
+	_, err := Open(path, "another")
+	if !errors.Is(err, ErrOtherRepository) {
+		t.Fatalf("got %v, want ErrOtherRepository", err)
+	}
+	t.Log(err)
+	if _, err := Open(path, ""); err == nil {
+		t.Fatal("empty repository ID accepted")
+	}
+}
+
+func TestWrongVersion(t *testing.T) {
+	ix, path := tempIndex(t)
+	if err := ix.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyVersion, binary.LittleEndian.AppendUint32(nil, 2))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path, testRepo)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("got %v, want ErrCorrupt", err)
+	}
+	t.Log(err)
+}
+
+// A bbolt file of someone else's, with buckets but no meta, is not adopted.
+func TestForeignDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("x")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(path, testRepo); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("got %v, want ErrCorrupt", err)
+	}
+}
+
+func TestDamagedValues(t *testing.T) {
+	r := rand.New(rand.NewSource(10))
+	ix, _ := tempIndex(t)
+	id, size, blobs := makePack(r, 3)
+	mustAdd(t, ix, id, size, blobs)
+	if err := ix.update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketBlobs).Put(blobs[0].ID[:], []byte("short")); err != nil {
+			return err
+		}
+		// Point a blob at a pack number nobody has.
+		v := encodeBlob(blobs[1], 77)
+		return tx.Bucket(bucketBlobs).Put(blobs[1].ID[:], v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blobs[:2] {
+		if _, _, err := ix.Lookup(b.ID); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Lookup of damaged entry: %v", err)
+		}
+	}
+	wantLocation(t, ix, id, blobs[2])
+	if err := ix.Blobs(func(Location) error { return nil }); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Blobs over damaged entries: %v", err)
+	}
+}
+
+func TestGarbageFile(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"random", func() []byte { b := make([]byte, 100<<10); r.Read(b); return b }()},
+		{"zeros", make([]byte, 64<<10)},
+		{"tiny", []byte("not a database")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "index.db")
+			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err := Open(path, testRepo)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("got %v, want ErrCorrupt", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("took %v", d)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// A truncated index keeps valid meta pages but refers to pages beyond the
+// end of the file. bbolt reads them through its memory map, which faults;
+// the fault must come back as ErrCorrupt, not kill the process.
+func TestTruncatedFile(t *testing.T) {
+	r := rand.New(rand.NewSource(12))
+	ix, path := tempIndex(t)
+	var all []pack.Blob
+	for i := 0; i < 20; i++ {
+		id, size, blobs := makePack(r, 500)
+		mustAdd(t, ix, id, size, blobs)
+		all = append(all, blobs...)
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()/8); err != nil {
+		t.Fatal(err)
+	}
+	ix, err = Open(path, testRepo)
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Log(err)
+		return
+	}
+	defer ix.Close()
+	failed := 0
+	for _, b := range all {
+		if _, _, err := ix.Lookup(b.ID); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Lookup: %v", err)
+			}
+			if failed == 0 {
+				t.Log(err)
+			}
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("every lookup in a truncated index succeeded")
+	}
+}
+
+func TestCallbackPanicIsNotCorruption(t *testing.T) {
+	r := rand.New(rand.NewSource(13))
+	ix, _ := tempIndex(t)
+	id, size, blobs := makePack(r, 3)
+	mustAdd(t, ix, id, size, blobs)
+	defer func() {
+		if v := recover(); v != "boom" {
+			t.Fatalf("recovered %v, want the callback's panic", v)
+		}
+		// The index is still usable.
+		wantLocation(t, ix, id, blobs[0])
+	}()
+	ix.Packs(func(PackInfo) error { panic("boom") })
+}

@@ -1,0 +1,222 @@
+// Package snapshot is snap's data model and what is done with trees: the
+// Snapshot document, Node and the canonical tree encoding, Create (the
+// archiver), Restore, and finding snapshots by ID prefix or "latest".
+//
+// Start with Create and Restore; List and Find resolve the names users type.
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"snap/chunk"
+	"snap/repo"
+	"snap/repo/pack"
+)
+
+// Source kinds recorded in snapshots.
+const (
+	SourcePlain         = "plain"
+	SourceECryptfsLower = "ecryptfs-lower"
+)
+
+// Summary counts what a create did.
+type Summary struct {
+	FilesNew       int64   `json:"files_new"`
+	FilesChanged   int64   `json:"files_changed"`
+	FilesUnchanged int64   `json:"files_unchanged"`
+	Dirs           int64   `json:"dirs"`
+	BytesRead      int64   `json:"bytes_read"`
+	BytesAdded     int64   `json:"bytes_added"`
+	BytesStored    int64   `json:"bytes_stored"`
+	BlobsAdded     int64   `json:"blobs_added"`
+	TotalSize      int64   `json:"total_size"`
+	Errors         int64   `json:"errors"`
+	Duration       float64 `json:"duration_s"`
+}
+
+// Snapshot is the document stored in snapshots/<id>.
+type Snapshot struct {
+	Time           time.Time `json:"time"`
+	Tree           chunk.ID  `json:"tree"`
+	Paths          []string  `json:"paths"`
+	Hostname       string    `json:"hostname"`
+	Username       string    `json:"username,omitempty"`
+	UID            uint32    `json:"uid"`
+	GID            uint32    `json:"gid"`
+	Tags           []string  `json:"tags,omitempty"`
+	Parent         *chunk.ID `json:"parent,omitempty"`
+	SourceKind     string    `json:"source_kind"`
+	ProgramVersion string    `json:"program_version"`
+	Summary        *Summary  `json:"summary,omitempty"`
+
+	// ID is the snapshot's name in the repository; not part of the document.
+	ID chunk.ID `json:"-"`
+}
+
+// ErrBadSnapshot is wrapped by errors for documents that cannot be used.
+var ErrBadSnapshot = errors.New("invalid snapshot document")
+
+// Decode parses a snapshot document.
+func Decode(data []byte) (*Snapshot, error) {
+	var s Snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	if s.Tree.IsNull() {
+		return nil, fmt.Errorf("%w: no tree", ErrBadSnapshot)
+	}
+	if s.Time.IsZero() {
+		return nil, fmt.Errorf("%w: no time", ErrBadSnapshot)
+	}
+	return &s, nil
+}
+
+// Save writes the document and sets s.ID.
+func Save(ctx context.Context, r *repo.Repository, s *Snapshot) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	id, err := r.SaveSnapshotFile(ctx, append(data, '\n'))
+	if err != nil {
+		return err
+	}
+	s.ID = id
+	return nil
+}
+
+// Load reads one snapshot.
+func Load(ctx context.Context, r *repo.Repository, id chunk.ID) (*Snapshot, error) {
+	data, err := r.LoadSnapshotFile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id.Short(), err)
+	}
+	s.ID = id
+	return s, nil
+}
+
+// List loads every snapshot, oldest first.
+func List(ctx context.Context, r *repo.Repository) ([]*Snapshot, error) {
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Snapshot, 0, len(ids))
+	for _, id := range ids {
+		s, err := Load(ctx, r, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return bytes.Compare(out[i].ID[:], out[j].ID[:]) < 0
+	})
+	return out, nil
+}
+
+// Filter selects snapshots by host, tag and path; empty fields match all.
+type Filter struct {
+	Hosts []string
+	Tags  []string
+	Paths []string
+}
+
+// Match reports whether s passes the filter.
+func (f Filter) Match(s *Snapshot) bool {
+	return anyOf(f.Hosts, func(h string) bool { return s.Hostname == h }) &&
+		anyOf(f.Tags, func(t string) bool { return contains(s.Tags, t) }) &&
+		anyOf(f.Paths, func(p string) bool { return contains(s.Paths, p) })
+}
+
+func anyOf(want []string, ok func(string) bool) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, w := range want {
+		if ok(w) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrNotFound is wrapped by Find's errors when no snapshot matches.
+var ErrNotFound = errors.New("no matching snapshot")
+
+// Find resolves a snapshot name: a unique ID prefix, "latest", or
+// "latest~N" (the Nth snapshot before the latest among those passing f).
+func Find(ctx context.Context, r *repo.Repository, name string, f Filter) (*Snapshot, error) {
+	all, err := List(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if name == "latest" || strings.HasPrefix(name, "latest~") {
+		back := 0
+		if rest, ok := strings.CutPrefix(name, "latest~"); ok {
+			if _, err := fmt.Sscanf(rest, "%d", &back); err != nil || back < 0 || fmt.Sprint(back) != rest {
+				return nil, fmt.Errorf("snapshot %q: want latest~N with N a number", name)
+			}
+		}
+		var match []*Snapshot
+		for _, s := range all {
+			if f.Match(s) {
+				match = append(match, s)
+			}
+		}
+		if back >= len(match) {
+			return nil, fmt.Errorf("snapshot %q: %w (%d snapshots match)", name, ErrNotFound, len(match))
+		}
+		return match[len(match)-1-back], nil
+	}
+	name = strings.ToLower(name)
+	var found *Snapshot
+	for _, s := range all {
+		if strings.HasPrefix(s.ID.String(), name) {
+			if found != nil {
+				return nil, fmt.Errorf("snapshot %q: prefix matches more than one snapshot (%s, %s); give more digits", name, found.ID.Short(), s.ID.Short())
+			}
+			found = s
+		}
+	}
+	if found == nil || name == "" {
+		return nil, fmt.Errorf("snapshot %q: %w; list them with 'snap snapshots'", name, ErrNotFound)
+	}
+	return found, nil
+}
+
+// LoadTree loads and decodes a tree blob.
+func LoadTree(ctx context.Context, r *repo.Repository, id chunk.ID) ([]Node, error) {
+	data, err := r.LoadBlob(ctx, pack.TreeBlob, id)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := DecodeTree(data)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return nodes, nil
+}
