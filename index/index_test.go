@@ -1,11 +1,13 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -326,9 +328,11 @@ func TestWriterAndReaderProcesses(t *testing.T) {
 		}
 	}()
 	lookups := 0
+	states := 0 // distinct numbers of committed packs the reader saw
 	go func() { // the restore
 		defer wg.Done()
 		var known []added
+		lastKnown := 0
 		for {
 			select {
 			case a := <-published:
@@ -351,16 +355,21 @@ func TestWriterAndReaderProcesses(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			if lookups == 0 || len(known) != lastKnown {
+				states++
+				lastKnown = len(known)
+			}
 			lookups++
 		}
 	}()
 	wg.Wait()
 	slices.Sort(commits)
 	if len(commits) > 0 {
-		t.Logf("%d commits (median %v, max %v) while the reader did %d lookups", len(commits), commits[len(commits)/2], commits[len(commits)-1], lookups)
+		t.Logf("%d commits (median %v, max %v) while the reader did %d lookups in %d states of the index", len(commits), commits[len(commits)/2], commits[len(commits)-1], lookups, states)
 	}
-	if len(commits) != packs || lookups == 0 {
-		t.Fatalf("no progress: %d commits, %d lookups", len(commits), lookups)
+	// The reader must have worked between commits, not just before or after.
+	if len(commits) != packs || states < 3 {
+		t.Fatalf("no concurrent progress: %d commits, reader saw %d states", len(commits), states)
 	}
 }
 
@@ -555,8 +564,9 @@ func TestGarbageFile(t *testing.T) {
 }
 
 // A truncated index keeps valid meta pages but refers to pages beyond the
-// end of the file. bbolt reads them through its memory map, which faults;
-// the fault must come back as ErrCorrupt, not kill the process.
+// end of the file. bbolt reads them through its memory map, which faults
+// (SIGBUS) past the end of the file or finds zeros in unused space; either
+// must come back as ErrCorrupt, not kill the process.
 func TestTruncatedFile(t *testing.T) {
 	r := rand.New(rand.NewSource(12))
 	ix, path := tempIndex(t)
@@ -569,36 +579,43 @@ func TestTruncatedFile(t *testing.T) {
 	if err := ix.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(path)
+	whole, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(path, fi.Size()/8); err != nil {
-		t.Fatal(err)
-	}
-	ix, err = Open(path, testRepo)
-	if err != nil {
-		if !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("Open: %v", err)
-		}
-		t.Log(err)
-		return
-	}
-	defer ix.Close()
-	failed := 0
-	for _, b := range all {
-		if _, _, err := ix.Lookup(b.ID); err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("Lookup: %v", err)
+	// The root of the blobs bucket is page 529 of 4 KiB. Cut to 520 pages
+	// the file is mapped as 4 MiB, and reading page 529 raises SIGBUS,
+	// which kills the process unless guard sets SetPanicOnFault.
+	for _, size := range []int{len(whole) / 8, 6 << 12, 520 << 12} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			if err := os.WriteFile(path, whole[:size], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ix, err = Open(path, testRepo)
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Open: %v", err)
+				}
+				t.Log(err)
+				return
+			}
+			defer ix.Close()
+			failed := 0
+			for _, b := range all {
+				if _, _, err := ix.Lookup(b.ID); err != nil {
+					if !errors.Is(err, ErrCorrupt) {
+						t.Fatalf("Lookup: %v", err)
+					}
+					if failed == 0 {
+						t.Log(err)
+					}
+					failed++
+				}
 			}
 			if failed == 0 {
-				t.Log(err)
+				t.Fatal("every lookup in a truncated index succeeded")
 			}
-			failed++
-		}
-	}
-	if failed == 0 {
-		t.Fatal("every lookup in a truncated index succeeded")
+		})
 	}
 }
 
@@ -615,4 +632,61 @@ func TestCallbackPanicIsNotCorruption(t *testing.T) {
 		wantLocation(t, ix, id, blobs[0])
 	}()
 	ix.Packs(func(PackInfo) error { panic("boom") })
+}
+
+// TestCrossProcess runs the reader in a child process (this test binary
+// again), so that the locking is exercised between real processes.
+func TestCrossProcess(t *testing.T) {
+	r := rand.New(rand.NewSource(15))
+	path := filepath.Join(t.TempDir(), "index.db")
+	writer := openTest(t, path)
+	writer.timeout = 20 * time.Second
+	if err := writer.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	const packs = 20
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrossProcessReader$", "-test.v")
+	cmd.Env = append(os.Environ(), "SNAP_INDEX_READER="+path, fmt.Sprint("SNAP_INDEX_PACKS=", packs))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < packs; i++ {
+		id, size, blobs := makePack(r, 100)
+		mustAdd(t, writer, id, size, blobs)
+		time.Sleep(5 * time.Millisecond) // the backup writes the next pack
+	}
+	err := cmd.Wait()
+	t.Logf("reader process:\n%s", out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCrossProcessReader(t *testing.T) {
+	path := os.Getenv("SNAP_INDEX_READER")
+	if path == "" {
+		t.Skip("run by TestCrossProcess")
+	}
+	var want int
+	fmt.Sscan(os.Getenv("SNAP_INDEX_PACKS"), &want)
+	ix := openTest(t, path)
+	ix.timeout = 20 * time.Second
+	seen := map[int]bool{}
+	calls := 0
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); calls++ {
+		packs, _, err := ix.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[packs] = true
+		if packs == want {
+			break
+		}
+	}
+	t.Logf("%d calls saw %d states of the index", calls, len(seen))
+	if !seen[want] || len(seen) < 3 {
+		t.Fatalf("reader saw %d of %d states, final one: %v", len(seen), want+1, seen[want])
+	}
 }

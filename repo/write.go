@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"snap/chunk"
+	"snap/index"
 	"snap/internal/backend"
 	"snap/internal/backend/local"
 	"snap/repo/pack"
@@ -45,41 +46,56 @@ func (r *Repository) Lock(ctx context.Context, info backend.LockInfo, wait time.
 }
 
 // IndexNewPacks adds to the index every pack in data/ that it does not list
-// (written by a run that was killed before it committed them). It returns how
-// many packs it added.
+// (written by a run that was killed before it committed them, or every pack
+// when the index was deleted). It returns how many packs it added.
 func (r *Repository) IndexNewPacks(ctx context.Context) (int, error) {
+	known := map[chunk.ID]bool{}
+	if err := r.idx.Packs(func(p index.PackInfo) error { known[p.ID] = true; return nil }); err != nil {
+		return 0, err
+	}
 	var missing []backend.FileInfo
 	err := r.be.List(ctx, "data", func(fi backend.FileInfo) error {
-		id, err := chunk.ParseID(path.Base(fi.Name))
-		if err != nil {
-			return nil // not a pack; check reports it
-		}
-		known, err := r.idx.HasPack(id)
-		if err != nil {
-			return err
-		}
-		if !known {
+		if id, err := chunk.ParseID(path.Base(fi.Name)); err == nil && !known[id] {
 			missing = append(missing, fi)
 		}
-		return nil
+		return nil // names that are not packs are check's business
 	})
 	if err != nil {
 		return 0, fmt.Errorf("list packs: %w", err)
 	}
 	n := 0
+	var infos []index.PackInfo
+	var blobs [][]pack.Blob
+	flush := func() error {
+		if len(infos) == 0 {
+			return nil
+		}
+		if err := r.idx.AddPacks(infos, blobs); err != nil {
+			return err
+		}
+		n += len(infos)
+		infos, blobs = infos[:0], blobs[:0]
+		return nil
+	}
 	for _, fi := range missing {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
 		id, _ := chunk.ParseID(path.Base(fi.Name))
-		blobs, err := pack.ReadTrailer(backend.ReaderAt{Ctx: ctx, Backend: r.be, Name: fi.Name}, fi.Size)
+		bs, err := pack.ReadTrailer(backend.ReaderAt{Ctx: ctx, Backend: r.be, Name: fi.Name}, fi.Size)
 		if err != nil {
 			// A damaged pack is not indexed; check --read-data names it.
 			continue
 		}
-		if err := r.idx.AddPack(id, fi.Size, blobs); err != nil {
-			return n, err
+		infos = append(infos, index.PackInfo{ID: id, Size: fi.Size, Count: len(bs)})
+		blobs = append(blobs, bs)
+		if len(infos) == 100 {
+			if err := flush(); err != nil {
+				return n, err
+			}
 		}
-		n++
 	}
-	return n, nil
+	return n, flush()
 }
 
 // Known reports whether a blob is stored or being stored.

@@ -1,11 +1,11 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,10 +13,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"snap/chunk"
+	"snap/internal/fsdir"
 	"snap/repo"
 	"snap/repo/pack"
 )
@@ -35,9 +37,27 @@ type CreateOptions struct {
 	Force          bool // read every file even when the parent has it unchanged
 	IgnoreCtime    bool
 	IgnoreInode    bool
+
+	// Exclude, if set, is asked for every entry (absolute path); true leaves
+	// the entry (and for a directory, everything below it) out.
+	Exclude func(path string, isDir bool) bool
+	// ExcludeLargerThan leaves out files larger than this many bytes (0: no limit).
+	ExcludeLargerThan int64
+	// ExcludeIfPresent leaves out the contents of directories holding a file
+	// of one of these names (the directory and the marker are kept).
+	ExcludeIfPresent []string
+	// ExcludeCaches does the same for directories with a valid CACHEDIR.TAG.
+	ExcludeCaches bool
+	// OneFileSystem does not descend into directories on other file systems
+	// than their backed-up path; mount points are kept as empty directories.
+	OneFileSystem bool
+
 	// OnError is called for each file or directory that could not be read;
 	// the snapshot is still written without it.
 	OnError func(path string, err error)
+	// OnNotice is called for things worth a line that are not errors
+	// (a socket that is not backed up).
+	OnNotice func(path string, msg string)
 	// Progress, if set, is called as files complete (from several goroutines).
 	Progress func(path string, size int64)
 }
@@ -62,7 +82,8 @@ type archiver struct {
 }
 
 type fileJob struct {
-	path   string
+	dir    *fsdir.Dir
+	name   string // in dir; the node may be named differently at the root
 	node   *Node
 	parent *Node // the same file in the parent snapshot, or nil
 	failed *atomic.Bool
@@ -74,9 +95,14 @@ type blobJob struct {
 	data []byte
 }
 
+// cacheDirSignature starts every valid CACHEDIR.TAG (bford.info/cachedir).
+const cacheDirSignature = "Signature: 8a477f597d28d172789f06886806bc55"
+
 // Create backs up opts.Paths into r and writes the snapshot document. Files
 // that cannot be read are reported to OnError and left out; a path that does
-// not exist is an error before anything is written.
+// not exist is an error before anything is written. If ctx is cancelled,
+// the blobs stored so far are still made durable and indexed, so the next run
+// does not store them again; no snapshot is written.
 func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snapshot, error) {
 	start := time.Now()
 	if len(opts.Paths) == 0 {
@@ -87,7 +113,7 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 			return nil, fmt.Errorf("create: path %q is not absolute", p)
 		}
 		if _, err := os.Lstat(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("create: %s: %w", p, ErrSourceMissing)
 			}
 			return nil, fmt.Errorf("create: %w", err)
@@ -99,7 +125,10 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 	if opts.OnError == nil {
 		opts.OnError = func(string, error) {}
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	if opts.OnNotice == nil {
+		opts.OnNotice = func(string, string) {}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := &archiver{r: r, opts: opts, ids: newIDNames(), cancel: cancel,
 		jobs:  make(chan fileJob, 4*opts.Workers),
@@ -108,14 +137,14 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 	var workers, savers sync.WaitGroup
 	for i := 0; i < opts.Workers; i++ {
 		workers.Add(1)
-		go func() { defer workers.Done(); a.fileWorker(ctx) }()
+		go func() { defer workers.Done(); a.fileWorker(runCtx) }()
 	}
 	for i := 0; i < runtime.NumCPU(); i++ {
 		savers.Add(1)
-		go func() { defer savers.Done(); a.blobSaver(ctx) }()
+		go func() { defer savers.Done(); a.blobSaver(runCtx) }()
 	}
 
-	root, walkErr := a.saveRoot(ctx)
+	root, walkErr := a.saveRoot(runCtx)
 	close(a.jobs)
 	workers.Wait()
 	close(a.blobs)
@@ -123,10 +152,15 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 	if walkErr != nil {
 		a.fail(walkErr)
 	}
-	if a.err == nil && ctx.Err() != nil {
-		a.fail(ctx.Err())
+	if a.err == nil && runCtx.Err() != nil {
+		a.fail(runCtx.Err())
 	}
 	if a.err != nil {
+		if ctx.Err() != nil {
+			// Interrupted: keep what is stored so far for the next run.
+			r.Flush(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("create interrupted; the data stored so far is kept and reused by the next run: %w", ctx.Err())
+		}
 		return nil, a.err
 	}
 	if err := r.Flush(ctx); err != nil {
@@ -184,6 +218,13 @@ func (a *archiver) saveRoot(ctx context.Context) (chunk.ID, error) {
 	failed := make([]atomic.Bool, len(nodes))
 	used := map[string]bool{}
 	var wg sync.WaitGroup
+	var dirs []*fsdir.Dir
+	defer func() {
+		wg.Wait()
+		for _, d := range dirs {
+			d.Close()
+		}
+	}()
 	for i, p := range a.opts.Paths {
 		name := filepath.Base(p)
 		if name == "/" {
@@ -193,7 +234,24 @@ func (a *archiver) saveRoot(ctx context.Context) (chunk.ID, error) {
 			name = filepath.Base(p) + "-" + strconv.Itoa(k)
 		}
 		used[name] = true
-		if err := a.saveEntry(ctx, p, name, &nodes[i], parentNodes[name], &failed[i], &wg); err != nil {
+		parentDir, err := fsdir.Open(filepath.Dir(p))
+		if err != nil {
+			a.report(p, err)
+			failed[i].Store(true)
+			continue
+		}
+		dirs = append(dirs, parentDir)
+		base := filepath.Base(p)
+		if p == "/" {
+			base = "."
+		}
+		st, err := parentDir.Lstat(base)
+		if err != nil {
+			a.report(p, err)
+			failed[i].Store(true)
+			continue
+		}
+		if err := a.saveEntry(ctx, parentDir, base, name, p, &st, st.Dev, &nodes[i], parentNodes[name], &failed[i], &wg); err != nil {
 			return chunk.ID{}, err
 		}
 	}
@@ -218,28 +276,55 @@ func (a *archiver) loadParent(ctx context.Context, id chunk.ID) map[string]*Node
 	return m
 }
 
-// saveEntry fills node for the file at path. Directories are saved before it
-// returns; regular files may be queued, with wg tracking them.
-func (a *archiver) saveEntry(ctx context.Context, path, name string, node *Node, parent *Node, failed *atomic.Bool, wg *sync.WaitGroup) error {
+// sameInode reports whether lstat data shows the file as the parent saw it:
+// then its metadata (xattrs included, whose changes move ctime) is unchanged.
+func (a *archiver) sameInode(n, p *Node) bool {
+	return p != nil && p.Type == n.Type && n.Size == p.Size && n.MTime.Equal(p.MTime) &&
+		n.CTime.Equal(p.CTime) && n.Inode == p.Inode && !a.opts.Force
+}
+
+// saveEntry fills node for the entry name of dir. Directories are saved
+// before it returns; regular files may be queued, with wg tracking them.
+func (a *archiver) saveEntry(ctx context.Context, dir *fsdir.Dir, name, nodeName, path string, st *unix.Stat_t, rootDev uint64, node *Node, parent *Node, failed *atomic.Bool, wg *sync.WaitGroup) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		a.report(path, err)
+	*node = nodeFromStat(nodeName, st, a.ids)
+	if node.Type == TypeSocket {
+		a.opts.OnNotice(path, "socket not backed up (it only exists while a program listens on it)")
 		failed.Store(true)
 		return nil
 	}
-	*node = nodeFromInfo(name, fi, a.ids)
+	if a.sameInode(node, parent) {
+		node.Xattrs = parent.Xattrs
+	} else if xs, err := dir.Xattrs(name); err != nil {
+		a.report(path, err)
+	} else {
+		for _, x := range xs {
+			node.Xattrs = append(node.Xattrs, Xattr{Name: x.Name, Value: x.Value})
+		}
+	}
 	switch node.Type {
 	case TypeDir:
 		var parentTree chunk.ID
 		if parent != nil && parent.Type == TypeDir {
 			parentTree = parent.Subtree
 		}
-		return a.saveDir(ctx, path, node, parentTree)
+		sub, err := dir.OpenDir(name)
+		if err != nil {
+			a.report(path, err)
+			failed.Store(true)
+			return nil
+		}
+		defer sub.Close()
+		skip := a.opts.OneFileSystem && st.Dev != rootDev
+		return a.saveDir(ctx, sub, path, node, parentTree, rootDev, skip)
 	case TypeSymlink:
-		target, err := os.Readlink(path)
+		if parent != nil && a.sameInode(node, parent) {
+			node.LinkTarget = parent.LinkTarget
+			return nil
+		}
+		target, err := dir.Readlink(name)
 		if err != nil {
 			a.report(path, err)
 			failed.Store(true)
@@ -249,13 +334,16 @@ func (a *archiver) saveEntry(ctx context.Context, path, name string, node *Node,
 	case TypeFile:
 		a.sum.total.Add(int64(node.Size))
 		if a.unchanged(node, parent) {
-			node.Content = parent.Content
+			node.Content, node.Holes = parent.Content, parent.Holes
 			a.sum.filesUnchanged.Add(1)
+			if a.opts.Progress != nil {
+				a.opts.Progress(path, int64(node.Size))
+			}
 			return nil
 		}
 		wg.Add(1)
 		select {
-		case a.jobs <- fileJob{path: path, node: node, parent: parent, failed: failed, wg: wg}:
+		case a.jobs <- fileJob{dir: dir, name: name, node: node, parent: parent, failed: failed, wg: wg}:
 		case <-ctx.Done():
 			wg.Done()
 			return ctx.Err()
@@ -281,21 +369,63 @@ func (a *archiver) unchanged(n, p *Node) bool {
 	return true
 }
 
-func (a *archiver) saveDir(ctx context.Context, path string, node *Node, parentTree chunk.ID) error {
+// excludedContents reports whether a directory is marked to be backed up
+// empty, and which marker file to keep.
+func (a *archiver) excludedContents(d *fsdir.Dir) (bool, string) {
+	for _, name := range a.opts.ExcludeIfPresent {
+		if _, err := d.Lstat(name); err == nil {
+			return true, name
+		}
+	}
+	if a.opts.ExcludeCaches {
+		if f, err := d.OpenFile("CACHEDIR.TAG"); err == nil {
+			buf := make([]byte, len(cacheDirSignature))
+			_, err := io.ReadFull(f, buf)
+			f.Close()
+			if err == nil && bytes.Equal(buf, []byte(cacheDirSignature)) {
+				return true, "CACHEDIR.TAG"
+			}
+		}
+	}
+	return false, ""
+}
+
+func (a *archiver) saveDir(ctx context.Context, d *fsdir.Dir, path string, node *Node, parentTree chunk.ID, rootDev uint64, empty bool) error {
 	a.sum.dirs.Add(1)
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		a.report(path, err)
+	var names []string
+	if !empty {
+		var err error
+		if names, err = d.Names(); err != nil {
+			a.report(path, err)
+		}
+		if skip, keep := a.excludedContents(d); skip {
+			names = []string{keep}
+		}
 	}
 	var parentNodes map[string]*Node
 	if !a.opts.Force {
 		parentNodes = a.loadParent(ctx, parentTree)
 	}
-	nodes := make([]Node, len(entries))
-	failed := make([]atomic.Bool, len(entries))
+	nodes := make([]Node, len(names))
+	failed := make([]atomic.Bool, len(names))
 	var wg sync.WaitGroup
-	for i, e := range entries {
-		if err := a.saveEntry(ctx, filepath.Join(path, e.Name()), e.Name(), &nodes[i], parentNodes[e.Name()], &failed[i], &wg); err != nil {
+	for i, name := range names {
+		p := path + "/" + name
+		st, err := d.Lstat(name)
+		if err != nil {
+			if !errors.Is(err, unix.ENOENT) { // vanished since the listing: nothing to save
+				a.report(p, err)
+			}
+			failed[i].Store(true)
+			continue
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if a.opts.Exclude != nil && a.opts.Exclude(p, isDir) ||
+			a.opts.ExcludeLargerThan > 0 && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size > a.opts.ExcludeLargerThan {
+			failed[i].Store(true)
+			continue
+		}
+		if err := a.saveEntry(ctx, d, name, name, p, &st, rootDev, &nodes[i], parentNodes[name], &failed[i], &wg); err != nil {
 			wg.Wait()
 			return err
 		}
@@ -344,7 +474,7 @@ func (a *archiver) fileWorker(ctx context.Context) {
 				} else if errors.Is(err, errFatal) {
 					a.fail(err)
 				} else {
-					a.report(job.path, err)
+					a.report(job.dir.Join(job.name), err)
 					job.failed.Store(true)
 				}
 			}
@@ -358,21 +488,32 @@ func (a *archiver) fileWorker(ctx context.Context) {
 var errFatal = errors.New("fatal")
 
 func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, job fileJob) error {
-	f, err := openNoAtime(job.path)
+	name := job.name
+	f, err := job.dir.OpenFile(name)
 	if err != nil {
-		return err
+		return unwrapPathError(err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return err
 	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("changed from a regular file to %s while reading", fi.Mode().Type())
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("changed from a regular file to another type while reading")
 	}
 	// Metadata from the open file, so it belongs to the bytes read.
-	name := job.node.Name
-	*job.node = nodeFromInfo(name, fi, a.ids)
+	xattrs := job.node.Xattrs
+	*job.node = nodeFromStat(job.node.Name, &st, a.ids)
+	job.node.Xattrs = xattrs
+	if st.Blocks*512 < st.Size {
+		holes, err := fsdir.Holes(f, st.Size)
+		if err != nil {
+			return err
+		}
+		for _, h := range holes {
+			job.node.Holes = append(job.node.Holes, Hole{Offset: uint64(h[0]), Length: uint64(h[1])})
+		}
+	}
 	var content []chunk.ID
 	var size uint64
 	ch.Reset(f)
@@ -404,8 +545,9 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, 
 		}
 	}
 	if size != job.node.Size {
-		a.report(job.path, fmt.Errorf("size changed while reading (%d bytes at open, %d read); saved what was read", job.node.Size, size))
+		a.report(job.dir.Join(name), fmt.Errorf("size changed while reading (%d bytes at open, %d read); saved what was read", job.node.Size, size))
 		job.node.Size = size
+		job.node.Holes = clipHoles(job.node.Holes, size)
 	}
 	job.node.Content = content
 	switch {
@@ -417,18 +559,30 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, 
 		a.sum.filesChanged.Add(1)
 	}
 	if a.opts.Progress != nil {
-		a.opts.Progress(job.path, int64(size))
+		a.opts.Progress(job.dir.Join(name), int64(size))
 	}
 	return nil
 }
 
-func openNoAtime(path string) (*os.File, error) {
-	// O_NOATIME keeps backups from touching atimes; only the owner (or root) may use it.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOATIME, 0)
-	if errors.Is(err, syscall.EPERM) {
-		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+// clipHoles drops the parts of holes beyond size.
+func clipHoles(holes []Hole, size uint64) []Hole {
+	out := holes[:0]
+	for _, h := range holes {
+		if h.Offset >= size {
+			break
+		}
+		h.Length = min(h.Length, size-h.Offset)
+		out = append(out, h)
 	}
-	return f, err
+	return out
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func (a *archiver) blobSaver(ctx context.Context) {

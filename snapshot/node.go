@@ -64,6 +64,14 @@ type Node struct {
 	Content    []chunk.ID `json:"content,omitempty"`
 	Subtree    chunk.ID   `json:"subtree,omitzero"`
 	Xattrs     []Xattr    `json:"xattrs,omitempty"`
+	Holes      []Hole     `json:"holes,omitempty"` // unallocated ranges of a sparse file
+}
+
+// Hole is a range of a sparse file that reads as zeros and has no blocks on
+// disk. The content blobs still cover it (as zero bytes, which deduplicate).
+type Hole struct {
+	Offset uint64 `json:"offset"`
+	Length uint64 `json:"length"`
 }
 
 // Limits on decoded trees, so a crafted tree cannot exhaust memory.
@@ -99,6 +107,7 @@ const (
 	tagContent
 	tagSubtree
 	tagXattr
+	tagHoles
 )
 
 // ErrBadTree is wrapped by errors for tree bytes that break the format.
@@ -190,6 +199,14 @@ func encodeNode(b []byte, n *Node) []byte {
 			b = binary.AppendUvarint(b, uint64(len(v)))
 			b = append(b, v...)
 		}
+	}
+	if len(n.Holes) > 0 {
+		var v []byte
+		for _, h := range n.Holes {
+			v = binary.AppendUvarint(v, h.Offset)
+			v = binary.AppendUvarint(v, h.Length)
+		}
+		bytesField(tagHoles, v)
 	}
 	return b
 }
@@ -399,6 +416,20 @@ func decodeNode(data []byte, n *Node) error {
 				r.fail("xattrs not sorted")
 			}
 			n.Xattrs = append(n.Xattrs, Xattr{Name: string(name), Value: bytes.Clone(fr.b)})
+		case tagHoles:
+			fr := &reader{b: v}
+			end := uint64(0)
+			for len(fr.b) > 0 && fr.err == nil {
+				h := Hole{Offset: fr.uvarint(), Length: fr.uvarint()}
+				if fr.err == nil && (h.Length == 0 || h.Offset < end || h.Offset+h.Length < h.Offset) {
+					fr.fail("holes overlap, are empty or not sorted")
+				}
+				end = h.Offset + h.Length
+				n.Holes = append(n.Holes, h)
+			}
+			if fr.err != nil {
+				r.err = fr.err
+			}
 		default:
 			if tag < firstSkippedTag {
 				r.fail("unknown field %d", tag)
@@ -429,6 +460,9 @@ func decodeNode(data []byte, n *Node) error {
 	}
 	if n.Type == TypeDir && n.Subtree.IsNull() {
 		return fmt.Errorf("%w: directory %q has no subtree", ErrBadTree, n.Name)
+	}
+	if len(n.Holes) > 0 && (n.Type != TypeFile || n.Holes[len(n.Holes)-1].Offset+n.Holes[len(n.Holes)-1].Length > n.Size) {
+		return fmt.Errorf("%w: holes of %q beyond its size", ErrBadTree, n.Name)
 	}
 	if n.Type != TypeDir && !n.Subtree.IsNull() || n.Type != TypeFile && len(n.Content) > 0 {
 		return fmt.Errorf("%w: %s %q has content of another type", ErrBadTree, n.Type, n.Name)

@@ -4,76 +4,140 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"snap/chunk"
 	"snap/index"
+	"snap/internal/fsdir"
 	"snap/repo"
+)
+
+// Overwrite policies for files that exist in the target.
+const (
+	OverwriteAlways    = "always"
+	OverwriteIfChanged = "if-changed" // size or mtime differ (the default)
+	OverwriteIfNewer   = "if-newer"   // the snapshot's mtime is newer
+	OverwriteNever     = "never"
 )
 
 // RestoreOptions configure Restore.
 type RestoreOptions struct {
-	Target  string
-	Workers int // files written at once; 0 means 2 per CPU
-	// OnError is called for each file that could not be restored (a damaged
+	Target     string
+	Workers    int  // files written at once; 0 means 2 per CPU
+	Sparse     bool // recreate the holes of sparse files
+	NumericIDs bool // restore owners by number, not by name
+	Overwrite  string
+	// Delete removes entries of the target that the snapshot does not have
+	// (within the selected part), making the target match it exactly.
+	Delete bool
+	DryRun bool // decide and report, change nothing
+	Verify bool // reread every written file and check it against its blobs
+
+	// Select, if set, is asked for every entry by its path in the snapshot
+	// ("/tree/docs/a.txt"); false leaves it out. Descend is asked for
+	// directories that Select leaves out: true still walks into them (for
+	// include patterns that match deeper paths).
+	Select  func(path string, isDir bool) bool
+	Descend func(path string) bool
+
+	// OnError is called for each entry that could not be restored (a damaged
 	// blob, a write error); the restore goes on with the others.
-	OnError  func(path string, err error)
+	OnError func(path string, err error)
+	// OnNotice is called once for conditions that are not errors.
+	OnNotice func(msg string)
+	// OnAction reports what is (or, with DryRun, would be) done to a path in
+	// the target: "restore", "link", "unchanged", "delete".
+	OnAction func(action, path string, size uint64)
 	Progress func(path string, size int64)
 }
 
 // RestoreSummary counts what a restore did.
 type RestoreSummary struct {
-	Files  int64 `json:"files"`
-	Dirs   int64 `json:"dirs"`
-	Bytes  int64 `json:"bytes"`
-	Errors int64 `json:"errors"`
+	Files     int64 `json:"files"`
+	Dirs      int64 `json:"dirs"`
+	Bytes     int64 `json:"bytes"`
+	Unchanged int64 `json:"unchanged"`
+	Deleted   int64 `json:"deleted"`
+	Errors    int64 `json:"errors"`
 }
 
 type restorer struct {
-	r       *repo.Repository
-	opts    RestoreOptions
-	asRoot  bool
-	jobs    chan restoreJob
-	sum     struct{ files, dirs, bytes, errors atomic.Int64 }
-	dirTime []dirMeta
-	mu      sync.Mutex
+	r      *repo.Repository
+	opts   RestoreOptions
+	asRoot bool
+	ids    *nameIDs
+	jobs   chan restoreJob
+	sum    struct{ files, dirs, bytes, unchanged, deleted, errors atomic.Int64 }
+	root   *fsdir.Dir
+
+	links   map[[2]uint64]string // (device, inode) -> target-relative path of the first link
+	linksMu sync.Mutex
 }
 
 type restoreJob struct {
-	path string
+	dir  *fsdir.Dir
+	rel  string // path in the target, for messages
 	node *Node
+	f    *os.File // created by the walker; nil for a dry run
 	locs map[chunk.ID]index.Location
 	wg   *sync.WaitGroup
 }
 
-type dirMeta struct {
-	path string
-	node Node
-}
-
-// Restore writes the tree of sn into opts.Target. Every blob is verified
+// Restore writes the tree of sn (or, with subpath, the part of it at that
+// path) into opts.Target. A directory's contents go directly into the
+// target; a file is written into it under its name. Every blob is verified
 // against its ID before its bytes are written; a file whose data cannot be
 // read is reported to OnError and removed, never left with wrong bytes.
-// Names in the tree that could escape the target are refused, and existing
-// symlinks in the target are replaced, never followed.
-func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, opts RestoreOptions) (RestoreSummary, error) {
+// Names that could escape the target are refused, and symlinks found in the
+// target are replaced, never followed.
+func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath string, opts RestoreOptions) (RestoreSummary, error) {
+	nodes, prefix, err := restoreRoot(ctx, r, sn, subpath)
+	if err != nil {
+		return RestoreSummary{}, err
+	}
 	if opts.Workers <= 0 {
 		opts.Workers = 2 * runtime.NumCPU()
+	}
+	if opts.Overwrite == "" {
+		opts.Overwrite = OverwriteIfChanged
+	}
+	switch opts.Overwrite {
+	case OverwriteAlways, OverwriteIfChanged, OverwriteIfNewer, OverwriteNever:
+	default:
+		return RestoreSummary{}, fmt.Errorf("overwrite policy %q: want always, if-changed, if-newer or never", opts.Overwrite)
 	}
 	if opts.OnError == nil {
 		opts.OnError = func(string, error) {}
 	}
-	if err := os.MkdirAll(opts.Target, 0o700); err != nil {
-		return RestoreSummary{}, fmt.Errorf("restore: %w", err)
+	if opts.OnNotice == nil {
+		opts.OnNotice = func(string) {}
 	}
-	rs := &restorer{r: r, opts: opts, asRoot: os.Geteuid() == 0, jobs: make(chan restoreJob, 4*opts.Workers)}
+	if opts.OnAction == nil {
+		opts.OnAction = func(string, string, uint64) {}
+	}
+	if !opts.DryRun {
+		if err := os.MkdirAll(opts.Target, 0o700); err != nil {
+			return RestoreSummary{}, fmt.Errorf("restore: %w", err)
+		}
+	}
+	rs := &restorer{r: r, opts: opts, asRoot: os.Geteuid() == 0, ids: newNameIDs(),
+		jobs: make(chan restoreJob, 4*opts.Workers), links: map[[2]uint64]string{}}
+	if !rs.asRoot && !opts.DryRun {
+		opts.OnNotice("not running as root: file owners are not restored")
+	}
+	if !opts.DryRun {
+		if rs.root, err = fsdir.Open(opts.Target); err != nil {
+			return RestoreSummary{}, fmt.Errorf("restore: %w", err)
+		}
+		defer rs.root.Close()
+	}
 	var workers sync.WaitGroup
 	for i := 0; i < opts.Workers; i++ {
 		workers.Add(1)
@@ -82,44 +146,70 @@ func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, opts Restore
 			for j := range rs.jobs {
 				if ctx.Err() == nil {
 					if err := rs.restoreFile(ctx, j); err != nil {
-						rs.report(j.path, err)
+						rs.report(j.rel, err)
 					}
+				} else if j.f != nil {
+					j.f.Close()
 				}
 				j.wg.Done()
 			}
 		}()
 	}
-	err := rs.restoreTree(ctx, opts.Target, sn.Tree)
+	err = rs.restoreDir(ctx, rs.root, "", prefix, nodes)
 	close(rs.jobs)
 	workers.Wait()
 	if err == nil {
 		err = ctx.Err()
 	}
-	// Directory metadata last, deepest first, so writing their contents does not change it.
-	for i := len(rs.dirTime) - 1; i >= 0; i-- {
-		d := rs.dirTime[i]
-		if e := rs.applyMeta(d.path, &d.node); e != nil {
-			rs.report(d.path, e)
-		}
-	}
-	s := RestoreSummary{Files: rs.sum.files.Load(), Dirs: rs.sum.dirs.Load(), Bytes: rs.sum.bytes.Load(), Errors: rs.sum.errors.Load()}
+	s := RestoreSummary{Files: rs.sum.files.Load(), Dirs: rs.sum.dirs.Load(), Bytes: rs.sum.bytes.Load(),
+		Unchanged: rs.sum.unchanged.Load(), Deleted: rs.sum.deleted.Load(), Errors: rs.sum.errors.Load()}
 	return s, err
+}
+
+// restoreRoot returns the nodes to restore into the target and their path
+// in the snapshot.
+func restoreRoot(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath string) ([]Node, string, error) {
+	if subpath == "" || subpath == "/" {
+		nodes, err := LoadTree(ctx, r, sn.Tree)
+		return nodes, "", err
+	}
+	n, err := FindNode(ctx, r, sn.Tree, subpath)
+	if err != nil {
+		return nil, "", err
+	}
+	clean := "/" + trimSlashes(subpath)
+	if n.Type == TypeDir {
+		nodes, err := LoadTree(ctx, r, n.Subtree)
+		return nodes, clean, err
+	}
+	return []Node{*n}, clean[:len(clean)-len(n.Name)-1], nil
+}
+
+func trimSlashes(s string) string {
+	for len(s) > 0 && s[0] == '/' {
+		s = s[1:]
+	}
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 func (rs *restorer) report(path string, err error) {
 	rs.sum.errors.Add(1)
-	rs.opts.OnError(path, err)
+	rs.opts.OnError(path, unwrapPathError(err))
 }
 
-func (rs *restorer) restoreTree(ctx context.Context, dir string, id chunk.ID) error {
-	nodes, err := LoadTree(ctx, rs.r, id)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rs.report(dir, err)
-		return nil
+func joinRel(rel, name string) string {
+	if rel == "" {
+		return name
 	}
+	return rel + "/" + name
+}
+
+// restoreDir restores nodes into d (nil in a dry run when the directory does
+// not exist yet). rel is d's path in the target, snapPath in the snapshot.
+func (rs *restorer) restoreDir(ctx context.Context, d *fsdir.Dir, rel, snapPath string, nodes []Node) error {
 	// One index transaction for all content of this directory.
 	var ids []chunk.ID
 	for i := range nodes {
@@ -134,9 +224,20 @@ func (rs *restorer) restoreTree(ctx context.Context, dir string, id chunk.ID) er
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("restore %s: %w", dir, err)
+			return fmt.Errorf("restore %s: %w", snapPath, err)
 		}
 	}
+	existing := map[string]bool{}
+	if d != nil {
+		names, err := d.Names()
+		if err != nil {
+			rs.report(rel, err)
+		}
+		for _, n := range names {
+			existing[n] = true
+		}
+	}
+	keep := map[string]bool{}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i := range nodes {
@@ -144,173 +245,346 @@ func (rs *restorer) restoreTree(ctx context.Context, dir string, id chunk.ID) er
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		p := joinRel(rel, n.Name)
 		if !ValidName(n.Name) {
-			rs.report(filepath.Join(dir, fmt.Sprintf("%q", n.Name)), fmt.Errorf("refusing unsafe name"))
+			rs.report(joinRel(rel, fmt.Sprintf("%q", n.Name)), errors.New("refusing unsafe name in the snapshot"))
 			continue
 		}
-		p := filepath.Join(dir, n.Name)
-		switch n.Type {
-		case TypeDir:
-			if err := rs.makeDir(p); err != nil {
-				rs.report(p, err)
-				continue
-			}
-			rs.sum.dirs.Add(1)
-			if err := rs.restoreTree(ctx, p, n.Subtree); err != nil {
+		sp := snapPath + "/" + n.Name
+		selected := rs.opts.Select == nil || rs.opts.Select(sp, n.Type == TypeDir)
+		if !selected && !(n.Type == TypeDir && rs.opts.Descend != nil && rs.opts.Descend(sp)) {
+			keep[n.Name] = true // not ours to delete
+			continue
+		}
+		keep[n.Name] = true
+		if n.Type == TypeDir {
+			if err := rs.dir(ctx, d, p, sp, n, existing[n.Name], selected); err != nil {
 				return err
 			}
-			rs.mu.Lock()
-			rs.dirTime = append(rs.dirTime, dirMeta{p, *n})
-			rs.mu.Unlock()
-		case TypeFile:
-			wg.Add(1)
-			select {
-			case rs.jobs <- restoreJob{path: p, node: n, locs: locs, wg: &wg}:
-			case <-ctx.Done():
-				wg.Done()
-				return ctx.Err()
-			}
-		case TypeSymlink:
-			if err := rs.replace(p); err != nil {
-				rs.report(p, err)
+			continue
+		}
+		if err := rs.entry(ctx, d, p, n, existing[n.Name], locs, &wg); err != nil {
+			rs.report(p, err)
+		}
+	}
+	wg.Wait()
+	if rs.opts.Delete && d != nil {
+		for name := range existing {
+			if keep[name] {
 				continue
 			}
-			if err := os.Symlink(n.LinkTarget, p); err != nil {
-				rs.report(p, err)
+			sp := snapPath + "/" + name
+			st, err := d.Lstat(name)
+			if err != nil {
 				continue
 			}
-			if err := rs.applyMeta(p, n); err != nil {
-				rs.report(p, err)
-			}
-		case TypeCharDev, TypeBlockDev, TypeFIFO:
-			if err := rs.replace(p); err != nil {
-				rs.report(p, err)
+			if rs.opts.Select != nil && !rs.opts.Select(sp, st.Mode&unix.S_IFMT == unix.S_IFDIR) {
 				continue
 			}
-			mode := uint32(unix.S_IFIFO)
-			if n.Type == TypeCharDev {
-				mode = unix.S_IFCHR
-			} else if n.Type == TypeBlockDev {
-				mode = unix.S_IFBLK
+			rs.opts.OnAction("delete", joinRel(rel, name), 0)
+			rs.sum.deleted.Add(1)
+			if !rs.opts.DryRun {
+				if err := d.Remove(name); err != nil {
+					rs.report(joinRel(rel, name), err)
+				}
 			}
-			if err := unix.Mknod(p, mode|0o600, int(n.Rdev)); err != nil {
-				rs.report(p, err)
-				continue
-			}
-			if err := rs.applyMeta(p, n); err != nil {
-				rs.report(p, err)
-			}
-		case TypeSocket:
-			// A socket cannot be restored: it only exists while a program listens on it.
 		}
 	}
 	return nil
 }
 
-// makeDir makes sure p is a real directory (not a symlink to one).
-func (rs *restorer) makeDir(p string) error {
-	fi, err := os.Lstat(p)
-	if err == nil && fi.IsDir() {
+// dir restores one directory node and everything below it.
+func (rs *restorer) dir(ctx context.Context, d *fsdir.Dir, p, sp string, n *Node, exists, selected bool) error {
+	children, err := LoadTree(ctx, rs.r, n.Subtree)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rs.report(p, err)
 		return nil
 	}
-	if err == nil {
-		if err := os.Remove(p); err != nil {
+	var sub *fsdir.Dir
+	if d != nil {
+		if exists {
+			st, err := d.Lstat(n.Name)
+			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				if rs.opts.DryRun {
+					exists = false
+				} else if err := d.Remove(n.Name); err != nil {
+					rs.report(p, err)
+					return nil
+				} else {
+					exists = false
+				}
+			}
+		}
+		if !exists && !rs.opts.DryRun {
+			if err := d.Mkdir(n.Name, 0o700); err != nil {
+				rs.report(p, err)
+				return nil
+			}
+		}
+		if exists || !rs.opts.DryRun {
+			if sub, err = d.OpenDir(n.Name); err != nil {
+				rs.report(p, err)
+				return nil
+			}
+			defer sub.Close()
+		}
+	}
+	if selected {
+		rs.sum.dirs.Add(1)
+	}
+	if err := rs.restoreDir(ctx, sub, p, sp, children); err != nil {
+		return err
+	}
+	// Metadata after the contents, so writing them does not change it.
+	if selected && !rs.opts.DryRun {
+		if err := rs.applyMeta(d, n.Name, n); err != nil {
+			rs.report(p, err)
+		}
+	}
+	return nil
+}
+
+// entry restores a non-directory node; regular files are handed to workers.
+func (rs *restorer) entry(ctx context.Context, d *fsdir.Dir, p string, n *Node, exists bool, locs map[chunk.ID]index.Location, wg *sync.WaitGroup) error {
+	if n.Type == TypeSocket {
+		return nil
+	}
+	if exists && d != nil {
+		st, err := d.Lstat(n.Name)
+		if err != nil {
+			return err
+		}
+		if n.Type == TypeFile && rs.upToDate(n, &st) {
+			rs.opts.OnAction("unchanged", p, n.Size)
+			rs.sum.unchanged.Add(1)
+			if n.Links > 1 {
+				rs.firstLink(n, p)
+			}
+			return nil
+		}
+		if n.Type == TypeFile && rs.opts.Overwrite == OverwriteNever || n.Type == TypeFile && rs.opts.Overwrite == OverwriteIfNewer && !n.MTime.After(time.Unix(st.Mtim.Sec, st.Mtim.Nsec)) {
+			rs.opts.OnAction("unchanged", p, n.Size)
+			rs.sum.unchanged.Add(1)
+			return nil
+		}
+		if !rs.opts.DryRun {
+			if err := d.Remove(n.Name); err != nil {
+				return err
+			}
+		}
+	}
+	if n.Type == TypeFile && n.Links > 1 {
+		if first, ok := rs.firstLink(n, p); !ok {
+			rs.opts.OnAction("link", p, 0)
+			rs.sum.files.Add(1)
+			if rs.opts.DryRun {
+				return nil
+			}
+			return d.Link(rs.root, first, n.Name)
+		}
+	}
+	switch n.Type {
+	case TypeFile:
+		rs.opts.OnAction("restore", p, n.Size)
+		var f *os.File
+		if !rs.opts.DryRun {
+			var err error
+			if f, err = d.Create(n.Name, 0o600); err != nil {
+				return err
+			}
+		}
+		wg.Add(1)
+		select {
+		case rs.jobs <- restoreJob{dir: d, rel: p, node: n, f: f, locs: locs, wg: wg}:
+		case <-ctx.Done():
+			wg.Done()
+			if f != nil {
+				f.Close()
+			}
+			return ctx.Err()
+		}
+		return nil
+	case TypeSymlink:
+		rs.opts.OnAction("restore", p, 0)
+		if rs.opts.DryRun {
+			return nil
+		}
+		if err := d.Symlink(n.LinkTarget, n.Name); err != nil {
+			return err
+		}
+	case TypeCharDev, TypeBlockDev, TypeFIFO:
+		rs.opts.OnAction("restore", p, 0)
+		if rs.opts.DryRun {
+			return nil
+		}
+		mode := uint32(unix.S_IFIFO)
+		if n.Type == TypeCharDev {
+			mode = unix.S_IFCHR
+		} else if n.Type == TypeBlockDev {
+			mode = unix.S_IFBLK
+		}
+		if err := d.Mknod(n.Name, mode|0o600, n.Rdev); err != nil {
 			return err
 		}
 	}
-	return os.Mkdir(p, 0o700)
+	return rs.applyMeta(d, n.Name, n)
 }
 
-// replace removes whatever non-directory is at p, so it can be created anew.
-func (rs *restorer) replace(p string) error {
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+// firstLink records p as the first restored entry of n's hard-link group.
+// It returns the first entry's path and false if the group was seen before.
+func (rs *restorer) firstLink(n *Node, p string) (string, bool) {
+	key := [2]uint64{n.Device, n.Inode}
+	rs.linksMu.Lock()
+	defer rs.linksMu.Unlock()
+	if first, ok := rs.links[key]; ok {
+		return first, false
 	}
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return os.RemoveAll(p)
-	}
-	return os.Remove(p)
+	rs.links[key] = p
+	return p, true
+}
+
+// upToDate reports whether an existing file needs no rewrite under the
+// if-changed policy: same size and mtime (restore sets mtime last, so an
+// interrupted write never looks done).
+func (rs *restorer) upToDate(n *Node, st *unix.Stat_t) bool {
+	return rs.opts.Overwrite == OverwriteIfChanged && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+		uint64(st.Size) == n.Size && time.Unix(st.Mtim.Sec, st.Mtim.Nsec).Equal(n.MTime)
 }
 
 func (rs *restorer) restoreFile(ctx context.Context, j restoreJob) error {
-	if err := rs.replace(j.path); err != nil {
-		return err
-	}
-	// O_EXCL|O_NOFOLLOW: never write through a symlink planted in the target.
-	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	var written uint64
-	werr := func() error {
-		for _, id := range j.node.Content {
-			loc, ok := j.locs[id]
-			if !ok {
-				return fmt.Errorf("data blob %s: %w", id.Short(), repo.ErrBlobMissing)
-			}
-			data, err := rs.r.LoadBlobAt(ctx, loc)
-			if err != nil {
-				return err
-			}
-			if _, err := f.Write(data); err != nil {
-				return err
-			}
-			written += uint64(len(data))
-		}
-		if written != j.node.Size {
-			return fmt.Errorf("content is %d bytes, the snapshot says %d: %w", written, j.node.Size, repo.ErrBlobCorrupt)
-		}
+	if rs.opts.DryRun {
+		rs.sum.files.Add(1)
+		rs.sum.bytes.Add(int64(j.node.Size))
 		return nil
-	}()
-	cerr := f.Close()
+	}
+	werr := rs.writeContent(ctx, j)
+	cerr := j.f.Close()
 	if werr == nil {
 		werr = cerr
 	}
+	if werr == nil && rs.opts.Verify {
+		werr = rs.verify(j)
+	}
 	if werr != nil {
-		os.Remove(j.path) // never leave a file with wrong bytes behind
+		j.dir.Remove(j.node.Name) // never leave a file with wrong bytes behind
 		return werr
 	}
 	rs.sum.files.Add(1)
-	rs.sum.bytes.Add(int64(written))
+	rs.sum.bytes.Add(int64(j.node.Size))
 	if rs.opts.Progress != nil {
-		rs.opts.Progress(j.path, int64(written))
+		rs.opts.Progress(j.rel, int64(j.node.Size))
 	}
-	return rs.applyMeta(j.path, j.node)
+	return rs.applyMeta(j.dir, j.node.Name, j.node)
 }
 
-// applyMeta sets ownership (as root), mode and times, never following a symlink.
-func (rs *restorer) applyMeta(p string, n *Node) error {
+func (rs *restorer) writeContent(ctx context.Context, j restoreJob) error {
+	holes := j.node.Holes
+	sparse := rs.opts.Sparse && len(holes) > 0
+	if sparse {
+		if err := j.f.Truncate(int64(j.node.Size)); err != nil {
+			return err
+		}
+	}
+	var off uint64
+	for _, id := range j.node.Content {
+		loc, ok := j.locs[id]
+		if !ok {
+			return fmt.Errorf("data blob %s: %w", id.Short(), repo.ErrBlobMissing)
+		}
+		data, err := rs.r.LoadBlobAt(ctx, loc)
+		if err != nil {
+			return err
+		}
+		if sparse {
+			err = writeOutsideHoles(j.f, data, off, holes)
+		} else {
+			_, err = j.f.Write(data)
+		}
+		if err != nil {
+			return err
+		}
+		off += uint64(len(data))
+	}
+	if off != j.node.Size {
+		return fmt.Errorf("content is %d bytes, the snapshot says %d: %w", off, j.node.Size, repo.ErrBlobCorrupt)
+	}
+	return nil
+}
+
+// writeOutsideHoles writes data at off, skipping the ranges that are holes.
+func writeOutsideHoles(f *os.File, data []byte, off uint64, holes []Hole) error {
+	end := off + uint64(len(data))
+	pos := off
+	for _, h := range holes {
+		hs, he := h.Offset, h.Offset+h.Length
+		if he <= pos || hs >= end {
+			continue
+		}
+		if hs > pos {
+			if _, err := f.WriteAt(data[pos-off:hs-off], int64(pos)); err != nil {
+				return err
+			}
+		}
+		pos = min(he, end)
+	}
+	if pos < end {
+		_, err := f.WriteAt(data[pos-off:], int64(pos))
+		return err
+	}
+	return nil
+}
+
+// verify rereads a written file and checks each piece against its blob ID.
+func (rs *restorer) verify(j restoreJob) error {
+	f, err := j.dir.OpenFile(j.node.Name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, id := range j.node.Content {
+		buf := make([]byte, j.locs[id].RawLength)
+		if _, err := io.ReadFull(f, buf); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if chunk.Hash(buf) != id {
+			return fmt.Errorf("verify: written bytes differ from blob %s", id.Short())
+		}
+	}
+	if n, _ := f.Read(make([]byte, 1)); n != 0 {
+		return errors.New("verify: file is longer than the snapshot says")
+	}
+	return nil
+}
+
+// applyMeta sets ownership (as root), mode, xattrs and times, in that order:
+// chown clears setuid bits, and setting an ACL after chmod keeps it intact.
+func (rs *restorer) applyMeta(d *fsdir.Dir, name string, n *Node) error {
 	if rs.asRoot {
-		if err := os.Lchown(p, int(n.UID), int(n.GID)); err != nil {
+		uid, gid := n.UID, n.GID
+		if !rs.opts.NumericIDs {
+			uid, gid = rs.ids.owner(n)
+		}
+		if err := d.Lchown(name, uid, gid); err != nil {
 			return err
 		}
 	}
 	if n.Type != TypeSymlink {
-		if err := os.Chmod(p, fs.FileMode(n.Mode&0o777)|modeBits(n.Mode)); err != nil {
+		if err := d.Chmod(name, n.Mode); err != nil {
 			return err
 		}
 	}
-	ts := []unix.Timespec{unix.NsecToTimespec(n.ATime.UnixNano()), unix.NsecToTimespec(n.MTime.UnixNano())}
-	if n.ATime.IsZero() {
-		ts[0] = ts[1]
+	for _, x := range n.Xattrs {
+		if err := d.SetXattr(name, fsdir.Xattr{Name: x.Name, Value: x.Value}); err != nil {
+			return err
+		}
 	}
-	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-func modeBits(m uint32) fs.FileMode {
-	var fm fs.FileMode
-	if m&0o4000 != 0 {
-		fm |= fs.ModeSetuid
+	mt := unix.NsecToTimespec(n.MTime.UnixNano())
+	at := mt
+	if !n.ATime.IsZero() {
+		at = unix.NsecToTimespec(n.ATime.UnixNano())
 	}
-	if m&0o2000 != 0 {
-		fm |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= fs.ModeSticky
-	}
-	return fm
+	return d.SetTimes(name, at, mt)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"snap/internal/pattern"
+	"snap/internal/progress"
 	"snap/repo"
 	"snap/snapshot"
 )
@@ -26,6 +28,12 @@ type createOptions struct {
 	ignoreCtime bool
 	ignoreInode bool
 	time        string
+
+	exclude, iexclude, excludeFiles, iexcludeFiles []string
+	excludeIfPresent                               []string
+	excludeCaches, oneFileSystem                   bool
+	excludeLargerThan                              string
+	filesFrom                                      []string
 }
 
 func createCmd(g *globals) *cobra.Command {
@@ -34,7 +42,7 @@ func createCmd(g *globals) *cobra.Command {
 		Use:     "create [flags] PATH...",
 		Aliases: []string{"backup"},
 		Short:   "Back up paths into a new snapshot",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    cobra.ArbitraryArgs,
 		RunE:    func(cmd *cobra.Command, args []string) error { return g.create(cmd, o, args) },
 	}
 	f := c.Flags()
@@ -47,6 +55,15 @@ func createCmd(g *globals) *cobra.Command {
 	f.BoolVar(&o.ignoreCtime, "ignore-ctime", false, "ignore ctime changes when looking for changed files")
 	f.BoolVar(&o.ignoreInode, "ignore-inode", false, "ignore inode changes when looking for changed files")
 	f.StringVar(&o.time, "time", "", "record this time instead of now (\"2006-01-02 15:04:05\", local time)")
+	f.StringArrayVarP(&o.exclude, "exclude", "e", nil, "leave out paths matching `PATTERN` (repeatable; ** and a leading / work as in restic)")
+	f.StringArrayVar(&o.iexclude, "iexclude", nil, "like --exclude, ignoring case")
+	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `FILE` (repeatable)")
+	f.StringArrayVar(&o.iexcludeFiles, "iexclude-file", nil, "like --exclude-file, ignoring case")
+	f.StringArrayVar(&o.excludeIfPresent, "exclude-if-present", nil, "back up a directory empty (keeping `NAME`) when it holds a file NAME")
+	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "back up directories with a valid CACHEDIR.TAG empty")
+	f.StringVar(&o.excludeLargerThan, "exclude-larger-than", "", "leave out files larger than `SIZE` (e.g. 500M, 2G)")
+	f.BoolVarP(&o.oneFileSystem, "one-file-system", "x", false, "do not cross file system boundaries")
+	f.StringArrayVar(&o.filesFrom, "files-from", nil, "read the paths to back up from `FILE`, one per line (repeatable)")
 	o.initOpts = initOptions{chunkMin: "512KiB", chunkAvg: "1MiB", chunkMax: "8MiB", compression: repo.CompressAuto}
 	return c
 }
@@ -55,6 +72,27 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 	ctx := cmd.Context()
 	// Check the arguments before touching the repository: a wrong argument
 	// must not leave anything behind.
+	for _, file := range o.filesFrom {
+		cwd, _ := os.Getwd()
+		list, err := pattern.ReadFilesFrom(file, cwd)
+		if err != nil {
+			return fmt.Errorf("--files-from: %w", err)
+		}
+		args = append(args, list...)
+	}
+	if len(args) == 0 {
+		return errors.New("nothing to back up: give at least one PATH (or --files-from FILE)")
+	}
+	excl, err := o.excluder()
+	if err != nil {
+		return err
+	}
+	var larger int64
+	if o.excludeLargerThan != "" {
+		if larger, err = pattern.ParseSize(o.excludeLargerThan); err != nil {
+			return fmt.Errorf("--exclude-larger-than %q: %w", o.excludeLargerThan, err)
+		}
+	}
 	var paths []string
 	for _, a := range args {
 		p, err := filepath.Abs(a)
@@ -108,10 +146,19 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 		}
 	}
 	var mu sync.Mutex
-	sn, err := snapshot.Create(ctx, r, snapshot.CreateOptions{
+	opts := snapshot.CreateOptions{
 		Paths: paths, Tags: o.tags, Host: host, Username: currentUser(), Time: at,
 		Parent: parent, ProgramVersion: version,
 		Force: o.force, IgnoreCtime: o.ignoreCtime, IgnoreInode: o.ignoreInode,
+		Exclude: excl, ExcludeLargerThan: larger, ExcludeIfPresent: o.excludeIfPresent,
+		ExcludeCaches: o.excludeCaches, OneFileSystem: o.oneFileSystem,
+		OnNotice: func(path, msg string) {
+			if !g.quiet && !g.json {
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintf(g.stderr, "snap: note: %s: %s\n", path, msg)
+			}
+		},
 		OnError: func(path string, err error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -121,7 +168,22 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 				fmt.Fprintf(g.stderr, "snap: cannot read %s: %v\n", path, unwrapPath(err))
 			}
 		},
-	})
+	}
+	var counter progress.Counter
+	mode := progress.ChooseMode(g.json, g.quiet, g.stderr)
+	if mode != progress.None {
+		opts.Progress = counter.Done
+		go func() {
+			snapshot.Scan(ctx, opts, func(files, bytes int64) {
+				counter.FilesTotal.Add(files)
+				counter.BytesTotal.Add(bytes)
+			})
+			counter.TotalKnown.Store(true)
+		}()
+	}
+	rep := progress.Start(ctx, mode, g.stdout, g.stderr, &counter, "backing up")
+	sn, err := snapshot.Create(ctx, r, opts)
+	rep.Stop()
 	if err != nil {
 		return err
 	}
@@ -146,6 +208,33 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 		return fmt.Errorf("snapshot %s saved, but %d files or directories could not be read: %w", sn.ID.Short(), s.Errors, errPartial)
 	}
 	return nil
+}
+
+// excluder combines the exclude options into one function, or nil.
+func (o *createOptions) excluder() (func(string, bool) bool, error) {
+	cs, ci := o.exclude, o.iexclude
+	for _, f := range o.excludeFiles {
+		l, err := pattern.ReadPatternFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--exclude-file: %w", err)
+		}
+		cs = append(cs, l...)
+	}
+	for _, f := range o.iexcludeFiles {
+		l, err := pattern.ReadPatternFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--iexclude-file: %w", err)
+		}
+		ci = append(ci, l...)
+	}
+	list, err := patternList(cs, ci)
+	if err != nil {
+		return nil, fmt.Errorf("--exclude: %w", err)
+	}
+	if list.Empty() {
+		return nil, nil
+	}
+	return list.Match, nil
 }
 
 // findParent picks the latest snapshot of the same host and paths.

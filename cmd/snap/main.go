@@ -74,6 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		restoreCmd(g),
 		repairCmd(g),
 		catCmd(g),
+		lsCmd(g),
+		findCmd(g),
+		dumpCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -14,8 +14,8 @@
 package pack
 
 import (
-	"encoding/binary"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A report as GNU time 1.9 writes it for a failed command.
+const timeV = `Command exited with non-zero status 3
+	Command being timed: "restic backup /x"
+	User time (seconds): 1.25
+	System time (seconds): 0.50
+	Percent of CPU this job got: 97%
+	Elapsed (wall clock) time (h:mm:ss or m:ss): 1:02.50
+	Average shared text size (kbytes): 0
+	Maximum resident set size (kbytes): 204800
+	File system inputs: 2048
+	File system outputs: 4096
+	Socket messages sent: 0
+	Exit status: 3
+`
+
+func TestParseTimeV(t *testing.T) {
+	var r Result
+	exit, err := parseTimeV([]byte(timeV), &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit != 3 || r.User != 1.25 || r.Sys != 0.5 || r.Elapsed != 62.5 || r.MaxRSS != 204800 ||
+		r.FSIn != 2048 || r.FSOut != 4096 {
+		t.Errorf("exit %d, parsed %+v", exit, r)
+	}
+	if _, err := parseTimeV([]byte("garbage\n"), &r); err == nil {
+		t.Error("incomplete report accepted")
+	}
+	if v, _ := parseClock("1:00:01"); v != 3601 {
+		t.Errorf("parseClock(1:00:01) = %v", v)
+	}
+}
+
+func TestMeasureRealCommand(t *testing.T) {
+	if _, err := os.Stat(timeBin); err != nil {
+		t.Skip("GNU time not installed")
+	}
+	base := filepath.Join(t.TempDir(), "x")
+	r, err := measure(command{argv: []string{"sh", "-c", "echo hi; exit 2"}}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "fail(2)" || r.Wall <= 0 || lastLine(base+".out") != "hi" {
+		t.Errorf("got %+v", r)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median odd = %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median even = %v", m)
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("median of nothing is not NaN")
+	}
+}
+
+func TestTable(t *testing.T) {
+	var rs []*Result
+	for rep := 1; rep <= 3; rep++ {
+		rs = append(rs,
+			&Result{Rep: rep, Scenario: "initial", Tool: "snap", Status: "ok", Wall: float64(rep), Size: 100 << 20, Delta: 100 << 20},
+			&Result{Rep: rep, Scenario: "initial", Tool: "restic", Status: "ok", Wall: 4, Size: 200 << 20, Delta: 200 << 20},
+			&Result{Rep: rep, Scenario: "prune", Tool: "snap", Status: "n/a", Size: -1},
+			&Result{Rep: rep, Scenario: "prune", Tool: "restic", Status: "ok", Wall: 1, Size: 50 << 20, Delta: -10 << 20},
+			&Result{Rep: rep, Scenario: "round", Tool: "restic", Status: "ok", Wall: 9},
+		)
+	}
+	rs = append(rs, &Result{Rep: 4, Scenario: "initial", Tool: "restic", Status: "fail(1)", Wall: 99, Note: "failed"})
+	var b bytes.Buffer
+	writeTable(&b, reportInfo{size: "tiny", reps: 3, tools: []string{"snap", "restic"}}, rs)
+	out := b.String()
+	for _, want := range []string{
+		"| initial backup | snap | 3/3 | 2.000 |",                  // median of 1, 2, 3
+		"| initial backup | restic | 3/4 | 4.000 |",                // the failed run is left out
+		"| 200.0 | 200.0 | 0.50 | 0.50 |",                          // size, added, ratios
+		"| forget --keep-last 3 + prune | snap | n/a |",            // unknown command
+		"| forget --keep-last 3 + prune | restic | 3/3 | 1.000 | ", // ratio "—" as snap has none
+		"initial, restic: failed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "| round") {
+		t.Error("preparation rounds leaked into the table")
+	}
+	// Every table row has the same number of cells, or Markdown breaks it.
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "| ") && strings.Count(strings.ReplaceAll(l, `\|`, ""), "|") != 15 {
+			t.Errorf("row with wrong cell count: %s", l)
+		}
+	}
+	var tsv bytes.Buffer
+	writeTSV(&tsv, rs)
+	if n := strings.Count(tsv.String(), "\n"); n != len(rs)+1 {
+		t.Errorf("TSV has %d lines for %d results", n, len(rs))
+	}
+}
+
+func TestVerifyRestore(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(src, "d"), 0o755))
+	must(os.WriteFile(filepath.Join(src, "d", "a"), []byte("hello"), 0o644))
+	must(os.Link(filepath.Join(src, "d", "a"), filepath.Join(src, "b")))
+	must(os.Symlink("d/a", filepath.Join(src, "s")))
+
+	dst := filepath.Join(t.TempDir(), "dst")
+	must(exec.Command("cp", "-a", src, dst).Run())
+	if probs, err := verifyRestore(src, dst, true); err != nil || probs != "" {
+		t.Fatalf("cp -a copy: %q, %v", probs, err)
+	}
+
+	// Expand the hard link and change a byte without changing size or mtime.
+	must(os.Remove(filepath.Join(dst, "b")))
+	must(exec.Command("cp", "-p", filepath.Join(dst, "d", "a"), filepath.Join(dst, "b")).Run())
+	must(exec.Command("sh", "-c", `printf J | dd of="$1" conv=notrunc status=none && touch -r "$2" "$1"`,
+		"sh", filepath.Join(dst, "d", "a"), filepath.Join(src, "d", "a")).Run())
+	probs, err := verifyRestore(src, dst, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(probs, "hard links kept 0/1") || !strings.Contains(probs, "1 content") {
+		t.Errorf("got %q", probs)
+	}
+	if probs, _ := verifyRestore(src, dst, false); strings.Contains(probs, "content") {
+		t.Errorf("meta check compared contents: %q", probs)
+	}
+}
