@@ -35,9 +35,9 @@
 //   - '\' makes the next character literal ("\*", "\[", "\!", "\#", "\ ").
 //
 // A "character" is one UTF-8 encoded rune, or one byte where the name is not
-// valid UTF-8; literal text is compared byte for byte. A class may name a
-// non-UTF-8 byte directly ("[\xff]" written as the raw byte) and then matches
-// only that byte, never U+FFFD.
+// valid UTF-8; literal text is compared byte for byte. A byte that is not
+// valid UTF-8, written raw into a pattern or a class, stands for that byte
+// alone: it never matches the rune U+FFFD, nor U+FFFD it.
 //
 // A component that is exactly "**" matches any number of whole path
 // components, including zero: "/home/**/cache" matches "/home/cache" and

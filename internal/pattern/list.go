@@ -27,15 +27,16 @@ func NewList(patterns []string, caseInsensitive bool) (*List, error) {
 }
 
 // Append returns a new list holding l's patterns followed by other's; neither
-// list is changed, and either may be nil. Because the last matching pattern
-// wins, a negation in other can re-include what l selected, but not the
-// reverse.
+// list is changed, and either may be nil. Each pattern keeps its own case
+// sensitivity, so an --exclude list and an --iexclude list can be combined.
+// Because the last matching pattern wins, a negation in other can re-include
+// what l selected, but not the reverse.
 //
-// The flag parser cannot tell how different flags were interleaved on the
-// command line, so snap does not try to keep that order: it appends the
-// lists in the fixed order --exclude, --iexclude, --exclude-file,
-// --iexclude-file, and within one flag keeps the order of its values and of
-// the lines in each file.
+// The flag parser does not record how values of different flags were
+// interleaved on the command line, so that order cannot be kept. The
+// intended use is a fixed order: --exclude, then --iexclude, then each
+// --exclude-file, then each --iexclude-file, keeping the order of values
+// within a flag and of lines within a file.
 func (l *List) Append(other *List) *List {
 	out := &List{}
 	for _, src := range []*List{l, other} {

@@ -145,6 +145,12 @@ var matchCases = []matchCase{
 	{[]string{"*.txt"}, false, "/a/line1\nline2.txt", false, true},
 	{[]string{"/a/?"}, false, "/a/\n", false, true},
 
+	// Nothing is expanded: "$HOME" and "~" are ordinary names.
+	{[]string{"$HOME/x"}, false, "/a/$HOME/x", false, true},
+	{[]string{"$HOME/x"}, false, "/home/me/x", false, false},
+	{[]string{"~/x"}, false, "/home/me/x", false, false},
+	{[]string{"~/x"}, false, "/d/~/x", false, true},
+
 	// Empty and "." components are ignored on both sides.
 	{[]string{"/a/b"}, false, "/a//b/", true, true},
 	{[]string{"/a/b"}, false, "/a/./b", false, true},
