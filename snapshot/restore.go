@@ -132,10 +132,11 @@ func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath stri
 	if !rs.asRoot && !opts.DryRun {
 		opts.OnNotice("not running as root: file owners are not restored")
 	}
-	if !opts.DryRun {
-		if rs.root, err = fsdir.Open(opts.Target); err != nil {
-			return RestoreSummary{}, fmt.Errorf("restore: %w", err)
-		}
+	// A dry run looks at the target when it exists, to tell what would change.
+	if rs.root, err = fsdir.Open(opts.Target); err != nil && !(opts.DryRun && errors.Is(err, os.ErrNotExist)) {
+		return RestoreSummary{}, fmt.Errorf("restore: %w", err)
+	}
+	if rs.root != nil {
 		defer rs.root.Close()
 	}
 	var workers sync.WaitGroup

@@ -172,9 +172,9 @@ func FindNode(ctx context.Context, r *repo.Repository, tree chunk.ID, p string) 
 	if clean == "/" {
 		return &Node{Type: TypeDir, Subtree: tree}, nil
 	}
-	elems := strings.Split(clean[1:], "/")
 	cur, walked := tree, ""
-	for i, name := range elems {
+	for rest := clean[1:]; ; {
+		name, more, _ := strings.Cut(rest, "/")
 		nodes, err := LoadTree(ctx, r, cur)
 		if err != nil {
 			return nil, fmt.Errorf("look up %s: reading %s: %w", clean, displayDir(walked), err)
@@ -185,15 +185,14 @@ func FindNode(ctx context.Context, r *repo.Repository, tree chunk.ID, p string) 
 		}
 		n := &nodes[j]
 		walked += "/" + name
-		if i == len(elems)-1 {
+		if more == "" {
 			return n, nil
 		}
 		if n.Type != TypeDir {
 			return nil, fmt.Errorf("%s: %w (%s is a %s, not a directory)", clean, ErrPathNotFound, walked, n.Type)
 		}
-		cur = n.Subtree
+		cur, rest = n.Subtree, more
 	}
-	panic("unreachable")
 }
 
 // maxPatternElems bounds the elements of a find pattern: the matcher keeps

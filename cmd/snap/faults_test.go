@@ -1054,3 +1054,16 @@ func TestFaultPeakRSS(t *testing.T) {
 		t.Errorf("peak RSS of create of 1 GiB is %d MiB, want < 300 MiB", rss>>20)
 	}
 }
+
+func TestTmpTiming(t *testing.T) {
+	out := scratchDir(t)
+	s := time.Now()
+	mustSnap(t, "restore", "-q", "-r", "/tmp/krepo", "latest", "--target", out)
+	t.Logf("restore %v", time.Since(s))
+	s = time.Now()
+	compareTrees(t, "/tmp/ktree", filepath.Join(out, "ktree"))
+	t.Logf("compare %v", time.Since(s))
+	s = time.Now()
+	listPacks(t, "/tmp/krepo")
+	t.Logf("listpacks %v", time.Since(s))
+}

@@ -23,6 +23,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	os.Chmod(dir, 0o755) // tests run the binary as user nobody too
 	snapBin = filepath.Join(dir, "snap")
 	out, err := exec.Command("go", "build", "-o", snapBin, ".").CombinedOutput()
 	if err != nil {
@@ -96,8 +97,11 @@ func create(t testing.TB, repo string, paths ...string) createSummary {
 func dirSize(t testing.TB, dir string) int64 {
 	t.Helper()
 	var n int64
-	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // not created yet, or removed while walking
+			}
 			return err
 		}
 		if fi.Mode().IsRegular() {

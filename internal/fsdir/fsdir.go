@@ -273,26 +273,31 @@ func (d *Dir) Link(old *Dir, oldName, name string) error {
 func (d *Dir) Remove(name string) error {
 	err := unix.Unlinkat(d.fd, name, 0)
 	if errors.Is(err, unix.EISDIR) {
-		sub, err := d.OpenDir(name)
-		if err != nil {
-			return err
-		}
-		names, err := sub.Names()
-		if err == nil {
-			for _, n := range names {
-				if err = sub.Remove(n); err != nil {
-					break
-				}
-			}
-		}
-		sub.Close()
-		if err != nil {
+		if err := d.removeContents(name); err != nil {
 			return err
 		}
 		err = unix.Unlinkat(d.fd, name, unix.AT_REMOVEDIR)
 	}
 	if err != nil {
 		return d.err("remove", name, err)
+	}
+	return nil
+}
+
+func (d *Dir) removeContents(name string) error {
+	sub, err := d.OpenDir(name)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	names, err := sub.Names()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := sub.Remove(n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -33,10 +33,12 @@ func NewList(patterns []string, caseInsensitive bool) (*List, error) {
 // what l selected, but not the reverse.
 //
 // The flag parser does not record how values of different flags were
-// interleaved on the command line, so that order cannot be kept. The
-// intended use is a fixed order: --exclude, then --iexclude, then each
-// --exclude-file, then each --iexclude-file, keeping the order of values
-// within a flag and of lines within a file.
+// interleaved on the command line, so that order cannot be kept. snap uses a
+// fixed order instead: one case-sensitive list from the --exclude values
+// followed by the lines of each --exclude-file, then appended to it the
+// case-insensitive list from --iexclude and --iexclude-file. A negation thus
+// overrides patterns earlier in its own list, and an --iexclude negation also
+// overrides every case-sensitive pattern.
 func (l *List) Append(other *List) *List {
 	out := &List{}
 	for _, src := range []*List{l, other} {
