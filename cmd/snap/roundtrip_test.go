@@ -24,7 +24,7 @@ func TestRoundTripTestdata(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "bad-utf8-\xff", "x"), []byte("x"), 0o4755); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(filepath.Join(src, "bad-utf8-\xff", "x"), 0o4755)
+	os.Chmod(filepath.Join(src, "bad-utf8-\xff", "x"), 0o755|os.ModeSetuid)
 	if err := os.Symlink("../README.txt", filepath.Join(src, "docs", "link")); err != nil {
 		t.Fatal(err)
 	}
