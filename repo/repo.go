@@ -59,6 +59,13 @@ type Repository struct {
 	reserved map[chunk.ID]struct{} // blobs saved (or being saved) by this handle
 	packer   *packer
 	bufs     sync.Pool // compression output buffers
+
+	// deferIndex makes finished packs wait in deferred instead of being
+	// indexed at once, so prune can swap old packs for new ones in one
+	// index transaction.
+	deferIndex    bool
+	deferred      []index.PackInfo
+	deferredBlobs [][]pack.Blob
 }
 
 // Init creates a repository with cfg at be. It fails with ErrAlreadyExists if

@@ -338,8 +338,26 @@ func (r *Repository) finishPack(ctx context.Context, op *openPack) error {
 			return err
 		}
 	}
+	r.mu.Lock()
+	if r.deferIndex {
+		r.deferred = append(r.deferred, index.PackInfo{ID: id, Size: size, Count: len(blobs)})
+		r.deferredBlobs = append(r.deferredBlobs, blobs)
+		r.mu.Unlock()
+		return nil
+	}
+	r.mu.Unlock()
 	if err := r.idx.AddPack(id, size, blobs); err != nil {
 		return fmt.Errorf("index pack %s: %w", id.Short(), err)
 	}
 	return nil
+}
+
+// storeStored appends a blob's stored bytes as they are (already compressed
+// or not) to the current pack; repacking uses it to move blobs.
+func (r *Repository) storeStored(ctx context.Context, b pack.Blob, stored []byte) error {
+	p, err := r.getPacker()
+	if err != nil {
+		return err
+	}
+	return p.add(ctx, r, b.Type, b.ID, b.Compression, int(b.RawLength), stored)
 }

@@ -55,6 +55,10 @@ type Snapshot struct {
 	SourceKind     string    `json:"source_kind"`
 	ProgramVersion string    `json:"program_version"`
 	Summary        *Summary  `json:"summary,omitempty"`
+	// Original and Lost are set by 'repair snapshots': the snapshot this one
+	// replaces, and the paths whose data could not be kept.
+	Original *chunk.ID `json:"original,omitempty"`
+	Lost     []string  `json:"lost,omitempty"`
 
 	// ID is the snapshot's name in the repository; not part of the document.
 	ID chunk.ID `json:"-"`

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"snap/chunk"
 	"snap/repo"
+	"snap/snapshot"
 )
 
 func repairCmd(g *globals) *cobra.Command {
@@ -57,5 +60,128 @@ func repairCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	})
+	c.AddCommand(repairPacksCmd(g), repairSnapshotsCmd(g))
+	return c
+}
+
+func repairPacksCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "packs PACK-ID...",
+		Short: "Salvage the intact blobs of damaged packs and remove the packs",
+		Long: `Copies every blob of the named packs that still verifies into new packs, then removes the
+damaged packs. Blobs that were damaged are then missing: run 'snap repair snapshots' next.
+'snap check --read-data' names the damaged packs.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := g.open(ctx, "")
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			unlock, err := g.lock(ctx, r, "repair packs")
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			packs, err := r.PackList()
+			if err != nil {
+				return err
+			}
+			for _, arg := range args {
+				var match []chunk.ID
+				for _, p := range packs {
+					if strings.HasPrefix(p.ID.String(), strings.ToLower(arg)) {
+						match = append(match, p.ID)
+					}
+				}
+				if len(match) != 1 || arg == "" {
+					return fmt.Errorf("pack %q: matches %d indexed packs; give a unique ID prefix", arg, len(match))
+				}
+				lost, err := r.SalvagePack(ctx, match[0])
+				if err != nil {
+					return fmt.Errorf("repair pack %s: %w", match[0].Short(), err)
+				}
+				if !g.quiet {
+					fmt.Fprintf(g.stdout, "pack %s: removed; %d damaged blobs lost, the rest moved to new packs\n", match[0].Short(), len(lost))
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func repairSnapshotsCmd(g *globals) *cobra.Command {
+	var forget, dryRun bool
+	c := &cobra.Command{
+		Use:   "snapshots",
+		Short: "Rewrite snapshots that reference missing data so the rest stays restorable",
+		Long: `Rewrites every snapshot whose trees reference blobs the repository no longer has: a file whose
+data is lost becomes an empty file with the xattr user.snap.damaged, a directory whose tree is lost
+becomes empty. The new snapshot records the original's ID and the lost paths and gets the tag
+"repaired". --forget removes the originals.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			r, err := g.open(ctx, "")
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			unlock, err := g.lock(ctx, r, "repair snapshots")
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			all, err := snapshot.List(ctx, r)
+			if err != nil {
+				return err
+			}
+			rp := snapshot.NewRepairer(r)
+			fixed := 0
+			for _, sn := range all {
+				out, err := rp.Repair(ctx, sn)
+				if err != nil {
+					return err
+				}
+				if out == nil {
+					continue
+				}
+				fixed++
+				if !dryRun {
+					if err := r.Flush(ctx); err != nil {
+						return err
+					}
+					if err := snapshot.Save(ctx, r, out); err != nil {
+						return err
+					}
+					if forget {
+						if err := r.RemoveSnapshotFile(ctx, sn.ID); err != nil {
+							return err
+						}
+					}
+				}
+				if !g.quiet {
+					verb := "repaired"
+					if dryRun {
+						verb = "would repair"
+					}
+					fmt.Fprintf(g.stdout, "snapshot %s %s as %s; lost:\n", sn.ID.Short(), verb, out.ID.Short())
+					for _, p := range out.Lost {
+						fmt.Fprintf(g.stdout, "  %s\n", quoteOdd(p))
+					}
+				}
+			}
+			if err := r.Flush(ctx); err != nil {
+				return err
+			}
+			if !g.quiet {
+				fmt.Fprintf(g.stdout, "%d of %d snapshots needed repair\n", fixed, len(all))
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&forget, "forget", false, "remove the original snapshots after repairing them")
+	c.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only say what would be repaired")
 	return c
 }
