@@ -171,6 +171,8 @@ func ParseDuration(s string) (Duration, error) {
 			d.Days = n
 		case 'h':
 			d.Hours = n
+		case '.', ',':
+			return Duration{}, fmt.Errorf("%w %q: use whole numbers of a smaller unit (e.g. 36h, not 1.5d)", ErrBadDuration, s)
 		default:
 			return Duration{}, fmt.Errorf("%w %q: unknown unit %q; use y (years), m (months), d (days) or h (hours), e.g. 7d for a week", ErrBadDuration, s, string(unit))
 		}
@@ -295,7 +297,7 @@ func ApplyPolicy(snaps []*Snapshot, p Policy, loc *time.Location) []Decision {
 	var ref time.Time
 	haveRef := false
 	for _, s := range list {
-		if p.Now.IsZero() || !s.Time.After(p.Now) {
+		if true {
 			ref, haveRef = s.Time, true
 			break
 		}

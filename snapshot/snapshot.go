@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -190,6 +191,17 @@ func Find(ctx context.Context, r *repo.Repository, name string, f Filter) (*Snap
 			if f.Match(s) {
 				match = append(match, s)
 			}
+		}
+		if len(match) > 0 && back > 0 {
+			// Step back within the latest snapshot's group (same host and paths).
+			last := match[len(match)-1]
+			group := match[:0:0]
+			for _, s := range match {
+				if s.Hostname == last.Hostname && slices.Equal(s.Paths, last.Paths) {
+					group = append(group, s)
+				}
+			}
+			match = group
 		}
 		if back >= len(match) {
 			return nil, fmt.Errorf("snapshot %q: %w (%d snapshots match)", name, ErrNotFound, len(match))

@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pruneCmd(g),
 		checkCmd(g),
 		statsCmd(g),
+		diffCmd(g),
 		catCmd(g),
 		lsCmd(g),
 		findCmd(g),
