@@ -38,7 +38,7 @@ touched-but-identical ones as U). Snapshots are ID prefixes, latest or latest~N.
 
 type diffStat struct {
 	Added, Removed, Modified, TypeChanged, MetaOnly int
-	BytesAdded, BytesRemoved                       int64
+	BytesAdded, BytesRemoved                        int64
 }
 
 func (g *globals) diff(ctx context.Context, args []string, stat, content bool) error {
