@@ -297,7 +297,7 @@ func ApplyPolicy(snaps []*Snapshot, p Policy, loc *time.Location) []Decision {
 	var ref time.Time
 	haveRef := false
 	for _, s := range list {
-		if true {
+		if p.Now.IsZero() || !s.Time.After(p.Now) {
 			ref, haveRef = s.Time, true
 			break
 		}
@@ -427,10 +427,10 @@ func GroupBy(snaps []*Snapshot, by string) ([]GroupKey, [][]*Snapshot, error) {
 			k.Host = s.Hostname
 		}
 		if paths {
-			k.Paths = sortedCopy(s.Paths)
+			k.Paths = groupSorted(s.Paths)
 		}
 		if tags {
-			k.Tags = sortedCopy(s.Tags)
+			k.Tags = groupSorted(s.Tags)
 		}
 		id := k.id()
 		n, ok := index[id]
@@ -461,7 +461,7 @@ func (k GroupKey) id() string {
 	return k.Host + "\x00" + strings.Join(k.Paths, "\x01") + "\x00" + strings.Join(k.Tags, "\x01")
 }
 
-func sortedCopy(s []string) []string {
+func groupSorted(s []string) []string {
 	if len(s) == 0 {
 		return nil
 	}

@@ -16,11 +16,11 @@ import (
 	"snap/chunk"
 )
 
-// layout prints a snapshot time in the test's zone; the zone abbreviation
+// policyLayout prints a snapshot time in the test's zone; the zone abbreviation
 // tells the two 02:30 of a fall-back night apart.
-const layout = "2006-01-02 15:04 MST"
+const policyLayout = "2006-01-02 15:04 MST"
 
-func berlin(t testing.TB) *time.Location {
+func policyBerlin(t testing.TB) *time.Location {
 	t.Helper()
 	loc, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
@@ -29,17 +29,17 @@ func berlin(t testing.TB) *time.Location {
 	return loc
 }
 
-// fakeSnap makes a snapshot at a local time of loc; its ID is derived from
+// policySnap makes a snapshot at the instant at; its ID is derived from
 // the time and tags so IDs are unique and the same in every run.
-func fakeSnap(at time.Time, tags ...string) *Snapshot {
+func policySnap(at time.Time, tags ...string) *Snapshot {
 	s := &Snapshot{Time: at, Hostname: "h", Paths: []string{"/data"}, Tags: tags}
 	s.ID = chunk.Hash([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + strings.Join(tags, ",")))
 	return s
 }
 
-// at parses a wall-clock time "2006-01-02 15:04" in loc. An ambiguous time
+// policyAt parses a wall-clock time "2006-01-02 15:04" in loc. An ambiguous time
 // (the repeated hour of a fall-back night) resolves to the first one, as Go does.
-func at(t testing.TB, loc *time.Location, s string) time.Time {
+func policyAt(t testing.TB, loc *time.Location, s string) time.Time {
 	t.Helper()
 	v, err := time.ParseInLocation("2006-01-02 15:04", s, loc)
 	if err != nil {
@@ -48,9 +48,9 @@ func at(t testing.TB, loc *time.Location, s string) time.Time {
 	return v
 }
 
-// series makes one snapshot every step of real time from first to last
+// policySeries makes one snapshot every step of real time from first to last
 // (both included), leaving out those inside any of the [from, to) gaps.
-func series(first, last time.Time, step time.Duration, gaps ...[2]time.Time) []*Snapshot {
+func policySeries(first, last time.Time, step time.Duration, gaps ...[2]time.Time) []*Snapshot {
 	var out []*Snapshot
 next:
 	for ts := first; !ts.After(last); ts = ts.Add(step) {
@@ -59,44 +59,44 @@ next:
 				continue next
 			}
 		}
-		out = append(out, fakeSnap(ts))
+		out = append(out, policySnap(ts))
 	}
 	return out
 }
 
-// everyHour lists the wall times of hourly snapshots from first to last,
-// newest first, in layout: the expectation for a contiguous stretch.
-func everyHour(t testing.TB, loc *time.Location, first, last string) []string {
+// policyEveryHour lists the wall times of hourly snapshots from first to last,
+// newest first, in policyLayout: the expectation for a contiguous stretch.
+func policyEveryHour(t testing.TB, loc *time.Location, first, last string) []string {
 	var out []string
-	for ts := at(t, loc, last); !ts.Before(at(t, loc, first)); ts = ts.Add(-time.Hour) {
-		out = append(out, ts.In(loc).Format(layout))
+	for ts := policyAt(t, loc, last); !ts.Before(policyAt(t, loc, first)); ts = ts.Add(-time.Hour) {
+		out = append(out, ts.In(loc).Format(policyLayout))
 	}
 	return out
 }
 
-// kept lists the kept snapshots of ds in layout, newest first.
-func kept(ds []Decision, loc *time.Location) []string {
+// policyKept lists the kept snapshots of ds in policyLayout, newest first.
+func policyKept(ds []Decision, loc *time.Location) []string {
 	var out []string
 	for _, d := range ds {
 		if d.Keep {
-			out = append(out, d.Snapshot.Time.In(loc).Format(layout))
+			out = append(out, d.Snapshot.Time.In(loc).Format(policyLayout))
 		}
 	}
 	return out
 }
 
-// reasonsAt returns the reasons of the snapshot at wall time w (in layout).
-func reasonsAt(ds []Decision, loc *time.Location, w string) ([]string, bool) {
+// policyReasonsAt returns the reasons of the snapshot at wall time w (in policyLayout).
+func policyReasonsAt(ds []Decision, loc *time.Location, w string) ([]string, bool) {
 	for _, d := range ds {
-		if d.Snapshot.Time.In(loc).Format(layout) == w {
+		if d.Snapshot.Time.In(loc).Format(policyLayout) == w {
 			return d.Reasons, true
 		}
 	}
 	return nil, false
 }
 
-// diff describes how got differs from want, briefly.
-func diff(got, want []string) string {
+// policyDiff describes how got differs from want, briefly.
+func policyDiff(got, want []string) string {
 	in := func(list []string) map[string]bool {
 		m := map[string]bool{}
 		for _, s := range list {
@@ -136,7 +136,7 @@ type policyCase struct {
 	wantReasons map[string][]string // reasons of some snapshots
 }
 
-func runPolicyCases(t *testing.T, loc *time.Location, snaps []*Snapshot, cases []policyCase) {
+func policyRunCases(t *testing.T, loc *time.Location, snaps []*Snapshot, cases []policyCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -144,12 +144,12 @@ func runPolicyCases(t *testing.T, loc *time.Location, snaps []*Snapshot, cases [
 			if len(ds) != len(snaps) {
 				t.Fatalf("%d decisions for %d snapshots", len(ds), len(snaps))
 			}
-			got := kept(ds, loc)
+			got := policyKept(ds, loc)
 			if !c.onlyReasons && !slices.Equal(got, c.want) {
-				t.Errorf("kept %d snapshots, want %d; %s", len(got), len(c.want), diff(got, c.want))
+				t.Errorf("kept %d snapshots, want %d; %s", len(got), len(c.want), policyDiff(got, c.want))
 			}
 			for w, want := range c.wantReasons {
-				r, ok := reasonsAt(ds, loc, w)
+				r, ok := policyReasonsAt(ds, loc, w)
 				if !ok {
 					t.Errorf("no snapshot at %s", w)
 				} else if !slices.Equal(r, want) {
@@ -166,14 +166,14 @@ func runPolicyCases(t *testing.T, loc *time.Location, snaps []*Snapshot, cases [
 // 23:30 CET, a Sunday, the last day of ISO week 2028-W52; 2027-01-01 was a
 // Friday, so the first three days belong to ISO week 2026-W53.
 func TestPolicyTwoYearsHourly(t *testing.T) {
-	loc := berlin(t)
-	snaps := series(at(t, loc, "2027-01-01 00:30"), at(t, loc, "2028-12-31 23:30"), time.Hour,
-		[2]time.Time{at(t, loc, "2027-08-01 00:00"), at(t, loc, "2027-09-01 00:00")},
-		[2]time.Time{at(t, loc, "2028-12-25 00:00"), at(t, loc, "2028-12-28 00:00")})
+	loc := policyBerlin(t)
+	snaps := policySeries(policyAt(t, loc, "2027-01-01 00:30"), policyAt(t, loc, "2028-12-31 23:30"), time.Hour,
+		[2]time.Time{policyAt(t, loc, "2027-08-01 00:00"), policyAt(t, loc, "2027-09-01 00:00")},
+		[2]time.Time{policyAt(t, loc, "2028-12-25 00:00"), policyAt(t, loc, "2028-12-28 00:00")})
 	tag := func(w string, tags ...string) {
 		for i, s := range snaps {
-			if s.Time.In(loc).Format(layout) == w {
-				snaps[i] = fakeSnap(s.Time, tags...)
+			if s.Time.In(loc).Format(policyLayout) == w {
+				snaps[i] = policySnap(s.Time, tags...)
 				return
 			}
 		}
@@ -194,14 +194,14 @@ func TestPolicyTwoYearsHourly(t *testing.T) {
 	slices.SortFunc(untaggedTimes, func(a, b time.Time) int { return b.Compare(a) })
 	var untagged []string
 	for _, ts := range untaggedTimes {
-		untagged = append(untagged, ts.In(loc).Format(layout))
+		untagged = append(untagged, ts.In(loc).Format(policyLayout))
 	}
 	// 2028-12-31 23:30 - 1y = 2027-12-31, - 5m = 2027-07-31, - 7d =
 	// 2027-07-24 23:30, - 3h = 2027-07-24 20:30 (CEST, excluded); minus
 	// the two gaps.
-	withinLong := slices.Concat(everyHour(t, loc, "2028-12-28 00:30", "2028-12-31 23:30"),
-		everyHour(t, loc, "2027-09-01 00:30", "2028-12-24 23:30"),
-		everyHour(t, loc, "2027-07-24 21:30", "2027-07-31 23:30"))
+	withinLong := slices.Concat(policyEveryHour(t, loc, "2028-12-28 00:30", "2028-12-31 23:30"),
+		policyEveryHour(t, loc, "2027-09-01 00:30", "2028-12-24 23:30"),
+		policyEveryHour(t, loc, "2027-07-24 21:30", "2027-07-31 23:30"))
 
 	cases := []policyCase{
 		{name: "last 3", p: Policy{Last: 3},
@@ -262,7 +262,7 @@ func TestPolicyTwoYearsHourly(t *testing.T) {
 		{name: "yearly 2 is used up before the oldest", p: Policy{Yearly: 2},
 			want: []string{"2028-12-31 23:30 CET", "2027-12-31 23:30 CET"}},
 		{name: "within 2d is exclusive at its start", p: Policy{Within: Duration{Days: 2}},
-			want:        everyHour(t, loc, "2028-12-30 00:30", "2028-12-31 23:30"),
+			want:        policyEveryHour(t, loc, "2028-12-30 00:30", "2028-12-31 23:30"),
 			wantReasons: map[string][]string{"2028-12-30 00:30 CET": {"within 2d"}, "2028-12-29 23:30 CET": nil}},
 		{name: "within 1y5m7d3h", p: Policy{Within: Duration{Years: 1, Months: 5, Days: 7, Hours: 3}},
 			want: withinLong},
@@ -293,13 +293,13 @@ func TestPolicyTwoYearsHourly(t *testing.T) {
 				"2027-01-01 00:30 CET": {"oldest yearly 2027"},
 			}},
 	}
-	runPolicyCases(t, loc, snaps, cases)
+	policyRunCases(t, loc, snaps, cases)
 	t.Run("weekly unlimited count", func(t *testing.T) {
 		ds := ApplyPolicy(snaps, Policy{Weekly: Unlimited}, loc)
 		// 2026-W53 to 2028-W52 is 1 + 52 + 52 = 105 weeks; the four weeks
 		// wholly inside August 2027 (W31 to W34: Aug 2 to Aug 29) have no
 		// snapshots, and the oldest snapshot is kept as well.
-		if n := len(kept(ds, loc)); n != 105-4+1 {
+		if n := len(policyKept(ds, loc)); n != 105-4+1 {
 			t.Errorf("kept %d snapshots, want %d", n, 105-4+1)
 		}
 	})
@@ -309,13 +309,13 @@ func TestPolicyTwoYearsHourly(t *testing.T) {
 // its clocks: 2027-03-28 02:00 CET becomes 03:00 CEST, and 2027-10-31
 // 03:00 CEST becomes 02:00 CET, so 02:30 happens twice.
 func TestPolicyDST(t *testing.T) {
-	loc := berlin(t)
-	fall := series(at(t, loc, "2027-10-29 00:30"), at(t, loc, "2027-10-31 05:30"), time.Hour)
-	dayOf25 := everyHour(t, loc, "2027-10-30 06:30", "2027-10-31 05:30")
+	loc := policyBerlin(t)
+	fall := policySeries(policyAt(t, loc, "2027-10-29 00:30"), policyAt(t, loc, "2027-10-31 05:30"), time.Hour)
+	dayOf25 := policyEveryHour(t, loc, "2027-10-30 06:30", "2027-10-31 05:30")
 	if len(dayOf25) != 25 || dayOf25[3] != "2027-10-31 02:30 CET" || dayOf25[4] != "2027-10-31 02:30 CEST" {
 		t.Fatalf("the expectation itself is wrong: %q", dayOf25)
 	}
-	runPolicyCases(t, loc, fall, []policyCase{
+	policyRunCases(t, loc, fall, []policyCase{
 		{name: "the repeated hour is one bucket", p: Policy{Hourly: 7},
 			want: []string{"2027-10-31 05:30 CET", "2027-10-31 04:30 CET", "2027-10-31 03:30 CET",
 				"2027-10-31 02:30 CET", "2027-10-31 01:30 CEST", "2027-10-31 00:30 CEST", "2027-10-30 23:30 CEST"},
@@ -334,8 +334,8 @@ func TestPolicyDST(t *testing.T) {
 			wantReasons: map[string][]string{"2027-10-29 00:30 CEST": {"oldest daily 2027-10-29"}}},
 	})
 
-	spring := series(at(t, loc, "2027-03-28 00:30"), at(t, loc, "2027-03-28 04:30"), time.Hour)
-	runPolicyCases(t, loc, spring, []policyCase{
+	spring := policySeries(policyAt(t, loc, "2027-03-28 00:30"), policyAt(t, loc, "2027-03-28 04:30"), time.Hour)
+	policyRunCases(t, loc, spring, []policyCase{
 		{name: "the skipped hour has no bucket", p: Policy{Hourly: 3},
 			want:        []string{"2027-03-28 04:30 CEST", "2027-03-28 03:30 CEST", "2027-03-28 01:30 CET"},
 			wantReasons: map[string][]string{"2027-03-28 03:30 CEST": {"hourly 2027-03-28 03:00"}}},
@@ -345,27 +345,27 @@ func TestPolicyDST(t *testing.T) {
 
 	// The zone decides the day: 00:30 CET on March 28 is still March 27 in UTC.
 	days := []*Snapshot{
-		fakeSnap(at(t, loc, "2027-03-27 12:00")),
-		fakeSnap(at(t, loc, "2027-03-28 00:30")),
-		fakeSnap(at(t, loc, "2027-03-28 04:30")),
+		policySnap(policyAt(t, loc, "2027-03-27 12:00")),
+		policySnap(policyAt(t, loc, "2027-03-28 00:30")),
+		policySnap(policyAt(t, loc, "2027-03-28 04:30")),
 	}
-	runPolicyCases(t, loc, days, []policyCase{{name: "days in Berlin", p: Policy{Daily: 2},
+	policyRunCases(t, loc, days, []policyCase{{name: "days in Berlin", p: Policy{Daily: 2},
 		want: []string{"2027-03-28 04:30 CEST", "2027-03-27 12:00 CET"}}})
-	runPolicyCases(t, time.UTC, days, []policyCase{{name: "days in UTC", p: Policy{Daily: 2},
+	policyRunCases(t, time.UTC, days, []policyCase{{name: "days in UTC", p: Policy{Daily: 2},
 		want: []string{"2027-03-28 02:30 UTC", "2027-03-27 23:30 UTC"}}})
 }
 
 // TestPolicyLeapDay runs policies on daily snapshots at noon around
 // 2028-02-29, cutting the series at different newest snapshots.
 func TestPolicyLeapDay(t *testing.T) {
-	loc := berlin(t)
+	loc := policyBerlin(t)
 	// Step by calendar days, not 24 hours, to stay at noon across DST.
 	var all []*Snapshot
-	for d := at(t, loc, "2027-02-20 12:00"); !d.After(at(t, loc, "2028-03-31 12:00")); d = d.AddDate(0, 0, 1) {
-		all = append(all, fakeSnap(d))
+	for d := policyAt(t, loc, "2027-02-20 12:00"); !d.After(policyAt(t, loc, "2028-03-31 12:00")); d = d.AddDate(0, 0, 1) {
+		all = append(all, policySnap(d))
 	}
 	upTo := func(last string) []*Snapshot {
-		end := at(t, loc, last)
+		end := policyAt(t, loc, last)
 		var out []*Snapshot
 		for _, s := range all {
 			if !s.Time.After(end) {
@@ -376,19 +376,19 @@ func TestPolicyLeapDay(t *testing.T) {
 	}
 	everyDay := func(first, last string) []string {
 		var out []string
-		for d := at(t, loc, last); !d.Before(at(t, loc, first)); d = d.AddDate(0, 0, -1) {
-			out = append(out, d.Format(layout))
+		for d := policyAt(t, loc, last); !d.Before(policyAt(t, loc, first)); d = d.AddDate(0, 0, -1) {
+			out = append(out, d.Format(policyLayout))
 		}
 		return out
 	}
-	runPolicyCases(t, loc, upTo("2028-03-01 12:00"), []policyCase{
+	policyRunCases(t, loc, upTo("2028-03-01 12:00"), []policyCase{
 		{name: "daily 3 counts the leap day", p: Policy{Daily: 3},
 			want:        []string{"2028-03-01 12:00 CET", "2028-02-29 12:00 CET", "2028-02-28 12:00 CET"},
 			wantReasons: map[string][]string{"2028-02-29 12:00 CET": {"daily 2028-02-29"}}},
 		{name: "within 2d", p: Policy{Within: Duration{Days: 2}},
 			want: []string{"2028-03-01 12:00 CET", "2028-02-29 12:00 CET"}},
 	})
-	runPolicyCases(t, loc, upTo("2028-02-29 12:00"), []policyCase{
+	policyRunCases(t, loc, upTo("2028-02-29 12:00"), []policyCase{
 		// 2028-02-29 minus a year is 2027-02-29, which Go (and restic)
 		// normalize to 2027-03-01; the window starts after it.
 		{name: "within 1y from a leap day", p: Policy{Within: Duration{Years: 1}},
@@ -400,14 +400,14 @@ func TestPolicyLeapDay(t *testing.T) {
 			want:        []string{"2028-02-29 12:00 CET", "2027-12-31 12:00 CET"},
 			wantReasons: map[string][]string{"2027-12-31 12:00 CET": {"yearly 2027 (within 1y)"}}},
 	})
-	runPolicyCases(t, loc, upTo("2028-03-31 12:00"), []policyCase{
+	policyRunCases(t, loc, upTo("2028-03-31 12:00"), []policyCase{
 		// March 31 minus a month is "February 31", normalized to March 2.
 		{name: "within 1m from March 31", p: Policy{Within: Duration{Months: 1}},
 			want: everyDay("2028-03-03 12:00", "2028-03-31 12:00")},
 		{name: "within-monthly 2m", p: Policy{WithinMonthly: Duration{Months: 2}},
 			want: []string{"2028-03-31 12:00 CEST", "2028-02-29 12:00 CET"}},
 	})
-	runPolicyCases(t, loc, upTo("2027-03-01 12:00"), []policyCase{
+	policyRunCases(t, loc, upTo("2027-03-01 12:00"), []policyCase{
 		{name: "no leap day in 2027", p: Policy{Daily: 2},
 			want: []string{"2027-03-01 12:00 CET", "2027-02-28 12:00 CET"}},
 	})
@@ -419,22 +419,22 @@ func TestPolicyFutureSnapshot(t *testing.T) {
 	loc := time.UTC
 	var snaps []*Snapshot
 	for d := 1; d <= 30; d++ {
-		snaps = append(snaps, fakeSnap(time.Date(2026, 11, d, 12, 0, 0, 0, loc)))
+		snaps = append(snaps, policySnap(time.Date(2026, 11, d, 12, 0, 0, 0, loc)))
 	}
-	snaps = append(snaps, fakeSnap(time.Date(2030, 1, 1, 0, 0, 0, 0, loc)))
+	snaps = append(snaps, policySnap(time.Date(2030, 1, 1, 0, 0, 0, 0, loc)))
 	p := Policy{Within: Duration{Days: 7}, Now: time.Date(2026, 12, 1, 0, 0, 0, 0, loc)}
 	want := []string{"2030-01-01 00:00 UTC", "2026-11-30 12:00 UTC", "2026-11-29 12:00 UTC", "2026-11-28 12:00 UTC",
 		"2026-11-27 12:00 UTC", "2026-11-26 12:00 UTC", "2026-11-25 12:00 UTC", "2026-11-24 12:00 UTC"}
-	if got := kept(ApplyPolicy(snaps, p, loc), loc); !slices.Equal(got, want) {
+	if got := policyKept(ApplyPolicy(snaps, p, loc), loc); !slices.Equal(got, want) {
 		t.Errorf("with Now: kept %q, want %q", got, want)
 	}
 	p.Now = time.Time{}
-	if got := kept(ApplyPolicy(snaps, p, loc), loc); !slices.Equal(got, want[:1]) {
+	if got := policyKept(ApplyPolicy(snaps, p, loc), loc); !slices.Equal(got, want[:1]) {
 		t.Errorf("without Now: kept %q, want only the future one %q", got, want[:1])
 	}
 	// Only snapshots in the future: nothing to count back from, keep them all.
 	p.Now = time.Date(2020, 1, 1, 0, 0, 0, 0, loc)
-	if got := kept(ApplyPolicy(snaps[:3], p, loc), loc); len(got) != 3 {
+	if got := policyKept(ApplyPolicy(snaps[:3], p, loc), loc); len(got) != 3 {
 		t.Errorf("all in the future: kept %q, want all 3", got)
 	}
 }
@@ -445,8 +445,8 @@ func TestPolicyBadInput(t *testing.T) {
 	if ds := ApplyPolicy(nil, Policy{Last: 1}, loc); len(ds) != 0 {
 		t.Errorf("no snapshots: %d decisions", len(ds))
 	}
-	s1 := fakeSnap(time.Date(2026, 1, 1, 0, 0, 0, 0, loc))
-	s2 := fakeSnap(time.Date(2026, 1, 2, 0, 0, 0, 0, loc))
+	s1 := policySnap(time.Date(2026, 1, 1, 0, 0, 0, 0, loc))
+	s2 := policySnap(time.Date(2026, 1, 2, 0, 0, 0, 0, loc))
 	ds := ApplyPolicy([]*Snapshot{nil, s1, nil, s2}, Policy{Last: 1}, nil)
 	if len(ds) != 2 || ds[0].Snapshot != s2 || !ds[0].Keep || ds[1].Keep {
 		t.Errorf("nil entries: got %+v", ds)
@@ -463,7 +463,7 @@ func TestPolicyBadInput(t *testing.T) {
 		}
 	}
 	// Two snapshots at the same time: the order is by ID, whatever came in.
-	s3 := fakeSnap(s2.Time, "x")
+	s3 := policySnap(s2.Time, "x")
 	a := ApplyPolicy([]*Snapshot{s2, s3}, Policy{Last: 1}, loc)
 	b := ApplyPolicy([]*Snapshot{s3, s2}, Policy{Last: 1}, loc)
 	if a[0].Snapshot != b[0].Snapshot {
@@ -483,8 +483,8 @@ func TestPolicyBadInput(t *testing.T) {
 	}
 }
 
-// singleRules splits p into one policy per rule it has.
-func singleRules(p Policy) map[string]Policy {
+// policySingleRules splits p into one policy per rule it has.
+func policySingleRules(p Policy) map[string]Policy {
 	out := map[string]Policy{}
 	for name, n := range map[string]int{"last": p.Last, "hourly": p.Hourly, "daily": p.Daily, "weekly": p.Weekly, "monthly": p.Monthly, "yearly": p.Yearly} {
 		if n == 0 {
@@ -544,9 +544,9 @@ func singleRules(p Policy) map[string]Policy {
 // keeps at least one, keeps exactly the Last newest through keep-last, and
 // does not depend on the input order.
 func TestPolicyProperty(t *testing.T) {
-	loc := berlin(t)
+	loc := policyBerlin(t)
 	rng := rand.New(rand.NewPCG(20261130, 42))
-	start := at(t, loc, "2026-01-01 00:00")
+	start := policyAt(t, loc, "2026-01-01 00:00")
 	count := func() int {
 		switch rng.IntN(4) {
 		case 0:
@@ -575,7 +575,7 @@ func TestPolicyProperty(t *testing.T) {
 					tags = append(tags, tg)
 				}
 			}
-			snaps = append(snaps, fakeSnap(ts, tags...))
+			snaps = append(snaps, policySnap(ts, tags...))
 		}
 		p := Policy{Last: count(), Hourly: count(), Daily: count(), Weekly: count(), Monthly: count(), Yearly: count(),
 			Within: dur(), WithinHourly: dur(), WithinDaily: dur(), WithinWeekly: dur(), WithinMonthly: dur(), WithinYearly: dur()}
@@ -601,24 +601,24 @@ func TestPolicyProperty(t *testing.T) {
 			if d.Keep {
 				keep[d.Snapshot.ID] = true
 				if len(d.Reasons) == 0 {
-					t.Fatalf("iter %d: kept %s without a reason", iter, d.Snapshot.Time.In(loc).Format(layout))
+					t.Fatalf("iter %d: kept %s without a reason", iter, d.Snapshot.Time.In(loc).Format(policyLayout))
 				}
 			}
 			if i > 0 && d.Snapshot.Time.After(ds[i-1].Snapshot.Time) {
 				t.Fatalf("iter %d: decisions not newest first", iter)
 			}
-			if p.Last != 0 && (p.Last == Unlimited || i < p.Last) != slices.Contains(d.Reasons, lastReasonFor(p.Last)) {
+			if p.Last != 0 && (p.Last == Unlimited || i < p.Last) != slices.Contains(d.Reasons, policyLastReason(p.Last)) {
 				t.Fatalf("iter %d: snapshot %d of %d, keep-last %d, reasons %q", iter, i, len(ds), p.Last, d.Reasons)
 			}
 		}
 		if len(ds) != n || len(keep) == 0 {
 			t.Fatalf("iter %d: %d decisions for %d snapshots, %d kept", iter, len(ds), n, len(keep))
 		}
-		for name, q := range singleRules(p) {
+		for name, q := range policySingleRules(p) {
 			for _, d := range ApplyPolicy(snaps, q, loc) {
 				if d.Keep && !slices.Equal(d.Reasons, []string{ReasonNewest}) && !keep[d.Snapshot.ID] {
 					t.Fatalf("iter %d: rule %s alone keeps %s (%q) but the policy %+v removes it",
-						iter, name, d.Snapshot.Time.In(loc).Format(layout), d.Reasons, p)
+						iter, name, d.Snapshot.Time.In(loc).Format(policyLayout), d.Reasons, p)
 				}
 			}
 		}
@@ -633,7 +633,7 @@ func TestPolicyProperty(t *testing.T) {
 	}
 }
 
-func lastReasonFor(n int) string {
+func policyLastReason(n int) string {
 	switch {
 	case n == 1:
 		return "last snapshot"
@@ -688,7 +688,7 @@ func TestPolicyParseDuration(t *testing.T) {
 
 func TestPolicyGroupBy(t *testing.T) {
 	mk := func(host string, paths, tags []string) *Snapshot {
-		s := fakeSnap(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), tags...)
+		s := policySnap(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), tags...)
 		s.Hostname, s.Paths = host, paths
 		s.ID = chunk.Hash([]byte(fmt.Sprint(host, paths, tags)))
 		return s

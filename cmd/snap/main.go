@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		initCmd(g),
 		createCmd(g),
 		snapshotsCmd(g),
+		forgetCmd(g),
 		restoreCmd(g),
 		repairCmd(g),
 		pruneCmd(g),
