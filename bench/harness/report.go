@@ -185,6 +185,9 @@ func writeTable(w io.Writer, info reportInfo, results []*Result) {
 				label = tool + " (baseline)"
 			}
 			status := fmt.Sprintf("%d/%d", s.ok, s.runs)
+			for _, n := range s.notes {
+				notes = append(notes, fmt.Sprintf("%s, %s: %s", sc.id, tool, n))
+			}
 			if s.na == s.runs {
 				fmt.Fprintf(w, "| %s | %s | n/a | n/a | | | | | | | | | | |\n", sc.title, label)
 				continue
@@ -201,9 +204,6 @@ func writeTable(w io.Writer, info reportInfo, results []*Result) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				sc.title, label, status, secs(s.wall), secs(s.user), secs(s.cpu), secs(s.sync),
 				num(s.rss, 0), num(s.in, 1), num(s.out, 1), num(s.size, 1), added, wallR, sizeR)
-			for _, n := range s.notes {
-				notes = append(notes, fmt.Sprintf("%s, %s: %s", sc.id, tool, n))
-			}
 		}
 	}
 	fmt.Fprint(w, `
