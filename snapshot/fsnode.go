@@ -34,6 +34,8 @@ func nodeFromStat(name string, st *unix.Stat_t, ids *idNames) Node {
 		n.ATime = time.Time{}
 	case unix.S_IFLNK:
 		n.Type = TypeSymlink
+		// Reading the link (as every backup must) moves its atime.
+		n.ATime = time.Time{}
 	case unix.S_IFCHR:
 		n.Type, n.Rdev = TypeCharDev, st.Rdev
 	case unix.S_IFBLK:

@@ -33,16 +33,11 @@ what would be deleted and how much space it frees.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			r, err := g.open(ctx, "")
+			r, release, err := g.openLocked(ctx, "prune")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			unlock, err := g.lock(ctx, r, "prune")
-			if err != nil {
-				return err
-			}
-			defer unlock()
+			defer release()
 			return g.runPrune(ctx, r, o, nil)
 		},
 	}

@@ -1,14 +1,15 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"snap/chunk"
+	"snap/internal/backend"
 	"snap/repo"
 	"snap/snapshot"
 )
@@ -25,32 +26,23 @@ func repairCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// The config must be readable before anything is deleted.
-			probe, err := g.open(ctx, "")
-			if err != nil && !errors.Is(err, repo.ErrNoRepository) {
-				// A damaged index.db is exactly what this command repairs.
-				if _, serr := be.Stat(ctx, "config"); serr != nil {
-					return err
-				}
-			} else if err != nil {
-				return err
-			} else {
-				probe.Close()
+			// Lock first: another writer may be using the index. The index
+			// itself may be damaged, which is why the repository is not opened.
+			l, ok := be.(backend.Locker)
+			if !ok {
+				return fmt.Errorf("repair index: %s cannot be locked", be.Location())
 			}
-			if err := os.Remove(idxPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("remove %s: %w", idxPath, err)
-			}
-			r, err := g.open(ctx, "")
+			wait, err := time.ParseDuration(g.lockWait)
 			if err != nil {
-				return err
+				return fmt.Errorf("--lock-wait %q: %w", g.lockWait, err)
 			}
-			defer r.Close()
-			unlock, err := g.lock(ctx, r, "repair index")
+			host, _ := os.Hostname()
+			unlock, err := l.Lock(ctx, backend.LockInfo{Host: host, PID: os.Getpid(), Command: "repair index", Start: time.Now()}, wait)
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			packs, blobs, err := r.Index().Stats()
+			packs, blobs, err := repo.RebuildIndex(ctx, be, idxPath)
 			if err != nil {
 				return err
 			}
@@ -74,16 +66,11 @@ damaged packs. Blobs that were damaged are then missing: run 'snap repair snapsh
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.open(ctx, "")
+			r, release, err := g.openLocked(ctx, "repair packs")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			unlock, err := g.lock(ctx, r, "repair packs")
-			if err != nil {
-				return err
-			}
-			defer unlock()
+			defer release()
 			packs, err := r.PackList()
 			if err != nil {
 				return err
@@ -123,16 +110,11 @@ becomes empty. The new snapshot records the original's ID and the lost paths and
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			r, err := g.open(ctx, "")
+			r, release, err := g.openLocked(ctx, "repair snapshots")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			unlock, err := g.lock(ctx, r, "repair snapshots")
-			if err != nil {
-				return err
-			}
-			defer unlock()
+			defer release()
 			all, err := snapshot.List(ctx, r)
 			if err != nil {
 				return err
