@@ -102,3 +102,26 @@ func TestParseID(t *testing.T) {
 		}
 	}
 }
+
+func TestFixedSplitsHeaderThenPieces(t *testing.T) {
+	data := make([]byte, 8192+3*8192+100)
+	rand.New(rand.NewSource(3)).Read(data)
+	f := NewFixed(bytes.NewReader(data), 8192, 8192)
+	var sizes []int
+	var got []byte
+	buf := make([]byte, 0, 8192)
+	for {
+		b, err := f.Next(buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(b))
+		got = append(got, b...)
+	}
+	if !bytes.Equal(got, data) || len(sizes) != 5 || sizes[0] != 8192 || sizes[4] != 100 {
+		t.Fatalf("pieces %v do not split %d bytes as header, 3 x 8 KiB, rest", sizes, len(data))
+	}
+}

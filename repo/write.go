@@ -136,17 +136,31 @@ func (r *Repository) Reserve(id chunk.ID) (bool, error) {
 // StoreBlob compresses data and appends it to the current pack. It returns the
 // number of bytes stored. The blob is durable only after Flush.
 func (r *Repository) StoreBlob(ctx context.Context, t pack.BlobType, id chunk.ID, data []byte) (int, error) {
+	return r.storeBlob(ctx, t, id, data, true)
+}
+
+// StoreIncompressible stores data raw without trying to compress it, for
+// content known to be random (eCryptfs ciphertext extents).
+func (r *Repository) StoreIncompressible(ctx context.Context, t pack.BlobType, id chunk.ID, data []byte) (int, error) {
+	return r.storeBlob(ctx, t, id, data, false)
+}
+
+func (r *Repository) storeBlob(ctx context.Context, t pack.BlobType, id chunk.ID, data []byte, tryCompress bool) (int, error) {
 	if int64(len(data)) > pack.MaxRawLength {
 		return 0, fmt.Errorf("store %s blob %s: %d bytes, more than the limit of %d", t, id.Short(), len(data), pack.MaxRawLength)
 	}
-	buf := r.bufs.Get().(*[]byte)
-	defer r.bufs.Put(buf)
-	stored, c, err := r.comp.compress(data, *buf)
-	if err != nil {
-		return 0, fmt.Errorf("store %s blob %s: %w", t, id.Short(), err)
-	}
-	if c == pack.Zstd {
-		*buf = stored[:0] // keep the grown buffer for the next blob
+	stored, c := data, pack.Raw
+	if tryCompress {
+		buf := r.bufs.Get().(*[]byte)
+		defer r.bufs.Put(buf)
+		var err error
+		stored, c, err = r.comp.compress(data, *buf)
+		if err != nil {
+			return 0, fmt.Errorf("store %s blob %s: %w", t, id.Short(), err)
+		}
+		if c == pack.Zstd {
+			*buf = stored[:0] // keep the grown buffer for the next blob
+		}
 	}
 	p, err := r.getPacker()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"snap/chunk"
+	"snap/internal/ecryptfs"
 	"snap/internal/fsdir"
 	"snap/repo"
 	"snap/repo/pack"
@@ -72,6 +73,9 @@ type archiver struct {
 	ids  *idNames
 	sum  struct {
 		filesNew, filesChanged, filesUnchanged, dirs, bytesRead, bytesAdded, bytesStored, blobs, total, errors atomic.Int64
+		// For telling an eCryptfs lower tree: regular files, those with
+		// encrypted names, and those read that had a lower-file header.
+		files, encNames, filesRead, cipherFiles atomic.Int64
 	}
 	jobs  chan fileJob
 	blobs chan blobJob
@@ -93,6 +97,7 @@ type fileJob struct {
 type blobJob struct {
 	id   chunk.ID
 	data []byte
+	raw  bool // known incompressible: skip the compression attempt
 }
 
 // cacheDirSignature starts every valid CACHEDIR.TAG (bford.info/cachedir).
@@ -176,7 +181,7 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 		SourceKind: opts.SourceKind, ProgramVersion: opts.ProgramVersion,
 	}
 	if sn.SourceKind == "" {
-		sn.SourceKind = SourcePlain
+		sn.SourceKind = a.sourceKind()
 	}
 	if opts.Parent != nil {
 		id := opts.Parent.ID
@@ -333,8 +338,13 @@ func (a *archiver) saveEntry(ctx context.Context, dir *fsdir.Dir, name, nodeName
 		node.LinkTarget = target
 	case TypeFile:
 		a.sum.total.Add(int64(node.Size))
+		a.sum.files.Add(1)
+		if ecryptfs.IsEncryptedName(name) {
+			a.sum.encNames.Add(1)
+		}
 		if a.unchanged(node, parent) {
 			node.Content, node.Holes = parent.Content, parent.Holes
+			node.ListDepth, node.Lists = parent.ListDepth, parent.Lists
 			a.sum.filesUnchanged.Add(1)
 			if a.opts.Progress != nil {
 				a.opts.Progress(path, int64(node.Size))
@@ -516,12 +526,27 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, 
 	}
 	var content []chunk.ID
 	var size uint64
-	ch.Reset(f)
-	for {
+	a.sum.filesRead.Add(1)
+	next := ch.Next
+	rawFrom := -1 // index of the first chunk known to be incompressible
+	if hdr, ok := cipherLayout(f, st.Size, xattrs); ok {
+		// eCryptfs ciphertext: the header (which changes on every write) is a
+		// blob of its own, and the extents are cut at fixed, extent-aligned
+		// places, so an edit of one page stores one small chunk.
+		a.sum.cipherFiles.Add(1)
+		next = chunk.NewFixed(f, int(hdr), CipherChunkSize).Next
+		rawFrom = 0
+		if hdr > 0 {
+			rawFrom = 1
+		}
+	} else {
+		ch.Reset(f)
+	}
+	for i := 0; ; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, err := ch.Next(buf)
+		data, err := next(buf)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -538,7 +563,7 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, 
 		}
 		if must {
 			select {
-			case a.blobs <- blobJob{id: id, data: slices.Clone(data)}:
+			case a.blobs <- blobJob{id: id, data: slices.Clone(data), raw: rawFrom >= 0 && i >= rawFrom}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -550,6 +575,15 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, 
 		job.node.Holes = clipHoles(job.node.Holes, size)
 	}
 	job.node.Content = content
+	if job.parent != nil && slices.Equal(job.parent.Content, content) {
+		job.node.ListDepth, job.node.Lists = job.parent.ListDepth, job.parent.Lists
+	} else if err := saveContentLists(ctx, a.r, job.node, func(raw, stored int) {
+		a.sum.blobs.Add(1)
+		a.sum.bytesAdded.Add(int64(raw))
+		a.sum.bytesStored.Add(int64(stored))
+	}); err != nil {
+		return fmt.Errorf("%w: %w", errFatal, err)
+	}
 	switch {
 	case job.parent == nil:
 		a.sum.filesNew.Add(1)
@@ -562,6 +596,48 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, 
 		a.opts.Progress(job.dir.Join(name), int64(size))
 	}
 	return nil
+}
+
+// CipherChunkSize is the piece size for eCryptfs extents: two 4 KiB extents,
+// so an in-place edit of one page stores 8 KiB plus the 8 KiB header, and
+// the index holds one entry per 8 KiB of ciphertext.
+const CipherChunkSize = 2 * ecryptfs.ExtentSize
+
+// cipherLayout reports whether an open file is an eCryptfs lower file, and
+// the size of the header at its front (0 when the header is kept in the
+// user.ecryptfs xattr and the file holds extents only).
+func cipherLayout(f *os.File, size int64, xattrs []Xattr) (int64, bool) {
+	for _, x := range xattrs {
+		if x.Name == ecryptfs.XattrName {
+			h, err := ecryptfs.ParseHeader(x.Value)
+			return 0, err == nil && h.MetadataInXattr && h.LowerSize() == size
+		}
+	}
+	if size < ecryptfs.HeaderSize || (size-ecryptfs.HeaderSize)%ecryptfs.ExtentSize != 0 {
+		return 0, false
+	}
+	var head [ecryptfs.HeaderSize]byte
+	if _, err := f.ReadAt(head[:], 0); err != nil {
+		return 0, false
+	}
+	h, err := ecryptfs.ParseHeader(head[:])
+	if err != nil || h.LowerSize() != size {
+		return 0, false
+	}
+	return h.Size(), true
+}
+
+// sourceKind tells an eCryptfs lower tree from plain files: most files carry
+// encrypted names, or most files read had lower-file headers.
+func (a *archiver) sourceKind() string {
+	s := &a.sum
+	if files := s.files.Load(); files > 0 && 2*s.encNames.Load() >= files {
+		return SourceECryptfsLower
+	}
+	if read := s.filesRead.Load(); read > 0 && 2*s.cipherFiles.Load() >= read {
+		return SourceECryptfsLower
+	}
+	return SourcePlain
 }
 
 // clipHoles drops the parts of holes beyond size.
@@ -590,7 +666,11 @@ func (a *archiver) blobSaver(ctx context.Context) {
 		if ctx.Err() != nil {
 			continue
 		}
-		n, err := a.r.StoreBlob(ctx, pack.DataBlob, b.id, b.data)
+		store := a.r.StoreBlob
+		if b.raw {
+			store = a.r.StoreIncompressible
+		}
+		n, err := store(ctx, pack.DataBlob, b.id, b.data)
 		if err != nil {
 			a.fail(fmt.Errorf("create: %w", err))
 			continue

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"snap/chunk"
@@ -33,6 +34,9 @@ func UsedBlobs(ctx context.Context, r *repo.Repository, snaps []*Snapshot) (repo
 		}
 		for i := range nodes {
 			for _, c := range nodes[i].Content {
+				used.Add(c)
+			}
+			for _, c := range nodes[i].ListBlobs {
 				used.Add(c)
 			}
 			if !nodes[i].Subtree.IsNull() && used.Add(nodes[i].Subtree) {
@@ -136,6 +140,9 @@ func checkTree(ctx context.Context, r *repo.Repository, sn *Snapshot, id chunk.I
 				owners = append(owners, dir+"/"+nodes[i].Name)
 			}
 		}
+		for _, c := range nodes[i].ListBlobs {
+			seen.Add(c) // loaded by LoadTree already, so present
+		}
 	}
 	if len(ids) > 0 {
 		err := r.Index().LookupMany(ids, func(i int, _ index.Location, found bool) error {
@@ -207,7 +214,7 @@ func affected(ctx context.Context, r *repo.Repository, tree chunk.ID, bad map[ch
 	}
 	for i := range nodes {
 		n := &nodes[i]
-		for _, c := range n.Content {
+		for _, c := range slices.Concat(n.Content, n.ListBlobs) {
 			if bad[c] {
 				hits = append(hits, relHit{"/" + n.Name, c})
 				break

@@ -65,6 +65,13 @@ type Node struct {
 	Subtree    chunk.ID   `json:"subtree,omitzero"`
 	Xattrs     []Xattr    `json:"xattrs,omitempty"`
 	Holes      []Hole     `json:"holes,omitempty"` // unallocated ranges of a sparse file
+
+	// ListDepth and Lists: a file with many chunks keeps their IDs in
+	// content-list blobs (see contentlist.go); LoadTree expands them into
+	// Content and records every list blob in ListBlobs.
+	ListDepth int        `json:"list_depth,omitempty"`
+	Lists     []chunk.ID `json:"lists,omitempty"`
+	ListBlobs []chunk.ID `json:"-"`
 }
 
 // Hole is a range of a sparse file that reads as zeros and has no blocks on
@@ -108,6 +115,7 @@ const (
 	tagSubtree
 	tagXattr
 	tagHoles
+	tagContentLists
 )
 
 // ErrBadTree is wrapped by errors for tree bytes that break the format.
@@ -179,7 +187,7 @@ func encodeNode(b []byte, n *Node) []byte {
 	uintField(tagSize, n.Size)
 	uintField(tagRdev, n.Rdev)
 	bytesField(tagLinkTarget, []byte(n.LinkTarget))
-	if len(n.Content) > 0 {
+	if len(n.Content) > 0 && len(n.Lists) == 0 {
 		b = binary.AppendUvarint(b, tagContent)
 		b = binary.AppendUvarint(b, uint64(len(n.Content)*chunk.IDSize))
 		for _, id := range n.Content {
@@ -207,6 +215,13 @@ func encodeNode(b []byte, n *Node) []byte {
 			v = binary.AppendUvarint(v, h.Length)
 		}
 		bytesField(tagHoles, v)
+	}
+	if len(n.Lists) > 0 {
+		v := binary.AppendUvarint(nil, uint64(n.ListDepth))
+		for _, id := range n.Lists {
+			v = append(v, id[:]...)
+		}
+		bytesField(tagContentLists, v)
 	}
 	return b
 }
@@ -416,6 +431,18 @@ func decodeNode(data []byte, n *Node) error {
 				r.fail("xattrs not sorted")
 			}
 			n.Xattrs = append(n.Xattrs, Xattr{Name: string(name), Value: bytes.Clone(fr.b)})
+		case tagContentLists:
+			fr := &reader{b: v}
+			depth := fr.uvarint()
+			if fr.err != nil || depth < 1 || depth > maxListDepth || len(fr.b) == 0 || len(fr.b)%chunk.IDSize != 0 || len(fr.b)/chunk.IDSize > inlineContentMax {
+				r.fail("bad content lists field")
+				break
+			}
+			n.ListDepth = int(depth)
+			n.Lists = make([]chunk.ID, len(fr.b)/chunk.IDSize)
+			for i := range n.Lists {
+				copy(n.Lists[i][:], fr.b[i*chunk.IDSize:])
+			}
 		case tagHoles:
 			fr := &reader{b: v}
 			end := uint64(0)
@@ -463,6 +490,9 @@ func decodeNode(data []byte, n *Node) error {
 	}
 	if len(n.Holes) > 0 && (n.Type != TypeFile || n.Holes[len(n.Holes)-1].Offset+n.Holes[len(n.Holes)-1].Length > n.Size) {
 		return fmt.Errorf("%w: holes of %q beyond its size", ErrBadTree, n.Name)
+	}
+	if len(n.Lists) > 0 && (n.Type != TypeFile || len(n.Content) > 0) {
+		return fmt.Errorf("%w: %q has both content and content lists, or lists but is no file", ErrBadTree, n.Name)
 	}
 	if n.Type != TypeDir && !n.Subtree.IsNull() || n.Type != TypeFile && len(n.Content) > 0 {
 		return fmt.Errorf("%w: %s %q has content of another type", ErrBadTree, n.Type, n.Name)

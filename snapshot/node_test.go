@@ -138,3 +138,70 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 	})
 }
+
+func TestContentListsRoundTrip(t *testing.T) {
+	var ids []chunk.ID
+	for i := 0; i < 5000; i++ {
+		ids = append(ids, chunk.Hash([]byte{byte(i), byte(i >> 8)}))
+	}
+	store := map[chunk.ID][]byte{}
+	depth, top, err := buildContentLists(ids, func(b []byte) (chunk.ID, error) {
+		id := chunk.Hash(b)
+		store[id] = append([]byte(nil), b...)
+		return id, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top) > inlineContentMax || depth < 1 {
+		t.Fatalf("depth %d with %d top IDs", depth, len(top))
+	}
+	// Expand by hand, as a reader following FORMAT.md would.
+	level := top
+	for d := depth; d >= 1; d-- {
+		var next []chunk.ID
+		for _, id := range level {
+			b := store[id]
+			for k := 0; k < len(b); k += 32 {
+				next = append(next, chunk.ID(b[k:k+32]))
+			}
+		}
+		level = next
+	}
+	if len(level) != len(ids) {
+		t.Fatalf("expanded to %d IDs, want %d", len(level), len(ids))
+	}
+	for i := range ids {
+		if level[i] != ids[i] {
+			t.Fatalf("ID %d differs after expansion", i)
+		}
+	}
+	// One changed ID changes one list per level, not all of them.
+	before := len(store)
+	changed := append([]chunk.ID(nil), ids...)
+	changed[2500] = chunk.Hash([]byte("edited"))
+	_, _, err = buildContentLists(changed, func(b []byte) (chunk.ID, error) {
+		id := chunk.Hash(b)
+		store[id] = b
+		return id, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added := len(store) - before; added > depth+1 {
+		t.Fatalf("editing one chunk added %d list blobs, want at most %d", added, depth+1)
+	}
+	// Encoding keeps the lists, not the expanded content.
+	n := Node{Name: "big", Type: TypeFile, Size: 1, Content: ids, ListDepth: depth, Lists: top}
+	data, err := EncodeTree([]Node{n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeTree(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[0].Content) != 0 || len(got[0].Lists) != len(top) || got[0].ListDepth != depth {
+		t.Fatalf("decoded node: %d content, %d lists, depth %d", len(got[0].Content), len(got[0].Lists), got[0].ListDepth)
+	}
+}

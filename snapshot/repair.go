@@ -98,6 +98,7 @@ func (rp *Repairer) tree(ctx context.Context, id chunk.ID) (repaired, error) {
 					n.Xattrs = append(n.Xattrs, Xattr{Name: DamagedXattr,
 						Value: []byte(fmt.Sprintf("content lost (%d bytes); replaced by an empty file by 'snap repair snapshots'", n.Size))})
 					n.Content, n.Size, n.Holes = nil, 0, nil
+					n.Lists, n.ListDepth = nil, 0
 					lost = append(lost, "/"+n.Name)
 					changed = true
 					break

@@ -234,5 +234,8 @@ func LoadTree(ctx context.Context, r *repo.Repository, id chunk.ID) ([]Node, err
 	if err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
 	}
+	if err := ExpandContentLists(ctx, r, nodes); err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
 	return nodes, nil
 }

@@ -97,6 +97,11 @@ func walkStats(ctx context.Context, r *repo.Repository, id chunk.ID, sizes map[c
 					*added = append(*added, c)
 				}
 			}
+			for _, c := range n.ListBlobs {
+				if seen.Add(c) {
+					*added = append(*added, c)
+				}
+			}
 		case TypeDir:
 			sub, err := walkStats(ctx, r, n.Subtree, sizes, seen, added)
 			if err != nil {

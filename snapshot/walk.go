@@ -157,6 +157,9 @@ func loadTreeFrom(ctx context.Context, r *repo.Repository, locs map[chunk.ID]ind
 	if err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
 	}
+	if err := ExpandContentLists(ctx, r, nodes); err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
 	return nodes, nil
 }
 
