@@ -94,8 +94,11 @@ func (g *globals) check(ctx context.Context, o *checkOptions) error {
 		}
 		snaps = append(snaps, sn)
 	}
+	if err := g.useNames(r, snaps...); err != nil {
+		return err
+	}
 	_, err = snapshot.CheckTrees(ctx, r, snaps, func(p snapshot.TreeProblem) {
-		say(repo.SeverityError, fmt.Sprintf("snapshot %s: %s: %v", p.Snapshot.ID.Short(), quoteOdd(p.Path), p.Err))
+		say(repo.SeverityError, fmt.Sprintf("snapshot %s: %s: %v", p.Snapshot.ID.Short(), g.shown(p.Path), p.Err))
 	})
 	if err != nil {
 		return err
@@ -150,7 +153,7 @@ func (g *globals) check(ctx context.Context, o *checkOptions) error {
 		}
 		sort.Strings(paths)
 		for _, p := range paths {
-			say(repo.SeverityError, fmt.Sprintf("damaged: %s (in snapshots %s)", quoteOdd(p), strings.Join(byPath[p], ", ")))
+			say(repo.SeverityError, fmt.Sprintf("damaged: %s (in snapshots %s)", g.shown(p), strings.Join(byPath[p], ", ")))
 		}
 		if len(paths) > 0 {
 			say(repo.SeverityNote, "after 'snap repair packs', 'snap repair snapshots' makes every other file restorable")

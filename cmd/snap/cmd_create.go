@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"snap/internal/names"
 	"snap/internal/pattern"
 	"snap/internal/progress"
 	"snap/repo"
@@ -34,6 +37,8 @@ type createOptions struct {
 	excludeCaches, oneFileSystem                   bool
 	excludeLargerThan                              string
 	filesFrom                                      []string
+	namesFrom                                      string
+	iKnow                                          bool
 }
 
 func createCmd(g *globals) *cobra.Command {
@@ -64,6 +69,8 @@ func createCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.excludeLargerThan, "exclude-larger-than", "", "leave out files larger than `SIZE` (e.g. 500M, 2G)")
 	f.BoolVarP(&o.oneFileSystem, "one-file-system", "x", false, "do not cross file system boundaries")
 	f.StringArrayVar(&o.filesFrom, "files-from", nil, "read the paths to back up from `FILE`, one per line (repeatable)")
+	f.StringVar(&o.namesFrom, "names-from", "", "for an eCryptfs lower tree: the mounted cleartext view `DIR`, to record a local map of the encrypted names (default: found in /proc/mounts)")
+	f.BoolVar(&o.iKnow, "i-know", false, "do not warn about eCryptfs secrets or cleartext going to a remote repository")
 	o.initOpts = initOptions{chunkMin: "512KiB", chunkAvg: "1MiB", chunkMax: "8MiB", compression: repo.CompressAuto}
 	return c
 }
@@ -99,8 +106,21 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 		if err != nil {
 			return err
 		}
-		if _, err := os.Lstat(p); err != nil {
+		fi, err := os.Lstat(p)
+		if err != nil {
 			return fmt.Errorf("cannot back up %s: %w", a, err)
+		}
+		// A path given as a symlink to a directory (~/.Private on Ubuntu)
+		// means the directory: back up what it points to.
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				if real, err := filepath.EvalSymlinks(p); err == nil {
+					if !g.quiet && !g.json {
+						fmt.Fprintf(g.stderr, "snap: note: %s is a symlink; backing up the directory it points to, %s\n", a, real)
+					}
+					p = real
+				}
+			}
 		}
 		paths = append(paths, p)
 	}
@@ -111,6 +131,9 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 			return fmt.Errorf("--time %q: want \"2006-01-02 15:04:05\"", o.time)
 		}
 		at = t
+	}
+	if !o.iKnow {
+		g.warnSecrets(paths, excl)
 	}
 	host := o.host
 	if host == "" {
@@ -187,6 +210,9 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 	if err != nil {
 		return err
 	}
+	if sn.SourceKind == snapshot.SourceECryptfsLower {
+		g.recordNames(ctx, r, sn, o.namesFrom, paths)
+	}
 	s := sn.Summary
 	switch {
 	case g.json:
@@ -208,6 +234,54 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 		return fmt.Errorf("snapshot %s saved, but %d files or directories could not be read: %w", sn.ID.Short(), s.Errors, errPartial)
 	}
 	return nil
+}
+
+// recordNames learns the cleartext names of a lower tree just backed up,
+// from --names-from or the eCryptfs mount whose lower directory it is. A
+// failure only costs readable names, so it is a warning.
+func (g *globals) recordNames(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, from string, paths []string) {
+	if from == "" && len(paths) == 1 {
+		from, _ = names.LowerMount("/proc/mounts", paths[0])
+	}
+	if from == "" {
+		return
+	}
+	n, err := g.learnNames(ctx, r, sn, from)
+	if err != nil {
+		fmt.Fprintf(g.stderr, "snap: warning: could not record cleartext names from %s: %v\n", from, err)
+		return
+	}
+	if !g.quiet && !g.json {
+		fmt.Fprintf(g.stderr, "snap: recorded the cleartext names of %d entries in the local name map (never sent to the repository)\n", n)
+	}
+}
+
+// warnSecrets warns when a backup would carry the eCryptfs wrapped
+// passphrase (protected only by the login password) or a mounted cleartext
+// view to a repository on another machine.
+func (g *globals) warnSecrets(paths []string, excluded func(string, bool) bool) {
+	isExcluded := func(p string) bool { return excluded != nil && excluded(p, false) }
+	for _, p := range paths {
+		for _, c := range []string{p, filepath.Join(p, "wrapped-passphrase"), filepath.Join(p, ".ecryptfs", "wrapped-passphrase")} {
+			if filepath.Base(c) != "wrapped-passphrase" || filepath.Base(filepath.Dir(c)) != ".ecryptfs" {
+				continue
+			}
+			if _, err := os.Lstat(c); err == nil && !isExcluded(c) {
+				fmt.Fprintf(g.stderr, "snap: warning: %s is in the backup; it is protected only by your login password, so keep it off untrusted storage (--exclude %s); --i-know silences this\n", c, c)
+			}
+		}
+	}
+	if !strings.HasPrefix(g.repo, "sftp:") && !strings.HasPrefix(g.repo, "s3:") {
+		return
+	}
+	mounts, _ := names.EcryptfsMounts("/proc/mounts")
+	for _, p := range paths {
+		for _, m := range mounts {
+			if p == m || strings.HasPrefix(p, strings.TrimSuffix(m, "/")+"/") || strings.HasPrefix(m, strings.TrimSuffix(p, "/")+"/") {
+				fmt.Fprintf(g.stderr, "snap: warning: %s is (or holds) the cleartext view of an eCryptfs mount, and the repository %s is remote: back up the lower directory instead; --i-know silences this\n", p, g.repo)
+			}
+		}
+	}
 }
 
 // excluder combines the exclude options into one function, or nil.

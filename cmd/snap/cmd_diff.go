@@ -91,7 +91,7 @@ func (g *globals) diff(ctx context.Context, args []string, stat, content bool) e
 		if n == nil {
 			n = c.Old
 		}
-		p := quoteOdd(c.Path)
+		p := g.shown(c.Path)
 		if n.Type == snapshot.TypeDir {
 			p += "/"
 		}
@@ -118,6 +118,9 @@ func (g *globals) diff(ctx context.Context, args []string, stat, content bool) e
 	}
 
 	if b, ferr := snapshot.Find(ctx, r, args[1], snapshot.Filter{}); ferr == nil {
+		if err := g.useNames(r, a, b); err != nil {
+			return err
+		}
 		sub := ""
 		if len(args) == 3 {
 			sub = args[2]

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -44,11 +45,26 @@ Each distinct directory is read once, however many snapshots hold it.`,
 				return err
 			}
 			defer r.Close()
-			finder, err := snapshot.NewFinder(r, args, ignoreCase)
+			list, err := findSnapshots(ctx, r, snaps, f)
 			if err != nil {
 				return err
 			}
-			list, err := findSnapshots(ctx, r, snaps, f)
+			if err := g.useNames(r, list...); err != nil {
+				return err
+			}
+			// With a name map, a pattern also finds the encrypted names
+			// whose cleartext names it matches.
+			patterns := args
+			for _, a := range args {
+				patterns = append(patterns, g.clearNameHits(a, func(pat, name string) bool {
+					if ignoreCase {
+						pat, name = strings.ToLower(pat), strings.ToLower(name)
+					}
+					ok, _ := path.Match(pat, name)
+					return ok
+				})...)
+			}
+			finder, err := snapshot.NewFinder(r, patterns, ignoreCase)
 			if err != nil {
 				return err
 			}
@@ -91,7 +107,7 @@ Each distinct directory is read once, however many snapshots hold it.`,
 					}
 					continue
 				}
-				fmt.Fprintln(out, displayPath(p))
+				fmt.Fprintln(out, g.shown(p))
 				for _, o := range found[p] {
 					fmt.Fprintln(out, findLine(o.sn, o.node, long))
 				}

@@ -52,6 +52,9 @@ is lost): undo it with strconv.Unquote("\"" + s + "\"").`,
 			if err != nil {
 				return fmt.Errorf("snapshot %s: %w; list a directory with 'snap ls %s DIR'", sn.ID.Short(), err, sn.ID.Short())
 			}
+			if err := g.useNames(r, sn); err != nil {
+				return err
+			}
 			out := bufio.NewWriterSize(g.stdout, 64<<10)
 			if g.json {
 				if err := printJSON(out, snapshotLineJSON{MessageType: "snapshot", ID: sn.ID.String(), ShortID: sn.ID.Short(), Snapshot: sn}); err != nil {
@@ -63,10 +66,10 @@ is lost): undo it with strconv.Unquote("\"" + s + "\"").`,
 					return printJSON(out, newNodeJSON("node", p, n))
 				}
 				if long {
-					_, err := fmt.Fprintln(out, longLine(p, n))
+					_, err := fmt.Fprintln(out, longLine(g.shown(p), n))
 					return err
 				}
-				_, err := fmt.Fprintln(out, displayPath(p))
+				_, err := fmt.Fprintln(out, g.shown(p))
 				return err
 			}
 			if n.Type != snapshot.TypeDir {
@@ -162,14 +165,15 @@ func displayPath(p string) string {
 	return strconv.Quote(p)
 }
 
-// longLine formats a node like one line of ls -l, with the full path.
-func longLine(p string, n *snapshot.Node) string {
+// longLine formats a node like one line of ls -l, with the full path as it
+// is to be shown.
+func longLine(shown string, n *snapshot.Node) string {
 	size := strconv.FormatUint(n.Size, 10)
 	if n.Type == snapshot.TypeCharDev || n.Type == snapshot.TypeBlockDev {
 		size = fmt.Sprintf("%d, %d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
 	}
 	line := fmt.Sprintf("%s %-8s %-8s %10s %s %s", modeString(n), userName(n), groupName(n), size,
-		n.MTime.Local().Format("2006-01-02 15:04"), displayPath(p))
+		n.MTime.Local().Format("2006-01-02 15:04"), shown)
 	if n.Type == snapshot.TypeSymlink {
 		line += " -> " + displayPath(n.LinkTarget)
 	}

@@ -117,6 +117,9 @@ func (g *globals) runPrune(ctx context.Context, r *repo.Repository, o *pruneOpti
 		if lost, err = snapshot.LostFiles(ctx, r, removed, used); err != nil {
 			return err
 		}
+		if err := g.useNames(r, removed...); err != nil {
+			return err
+		}
 	}
 	if !o.dryRun {
 		if err := r.Prune(ctx, plan, nil); err != nil {
@@ -154,7 +157,7 @@ func (g *globals) runPrune(ctx context.Context, r *repo.Repository, o *pruneOpti
 }
 
 // printLost lists files that exist only in removed snapshots, grouped by
-// directory with sizes.
+// directory with sizes (in cleartext names when a name map is in use).
 func printLost(g *globals, lost []snapshot.LostFile, dryRun bool) {
 	w := g.stdout
 	verb := "become"
@@ -183,9 +186,9 @@ func printLost(g *globals, lost []snapshot.LostFile, dryRun bool) {
 		for _, lf := range byDir[d] {
 			sum += lf.Size
 		}
-		fmt.Fprintf(w, "  %s/  (%d files, %s)\n", quoteOdd(d), len(byDir[d]), formatBytes(int64(sum)))
+		fmt.Fprintf(w, "  %s  (%d files, %s)\n", g.shown(strings.TrimSuffix(d, "/")+"/"), len(byDir[d]), formatBytes(int64(sum)))
 		for _, lf := range byDir[d] {
-			fmt.Fprintf(w, "    %-40s %10s  in %s\n", quoteOdd(path.Base(lf.Path)), formatBytes(int64(lf.Size)), strings.Join(lf.Snapshots, ", "))
+			fmt.Fprintf(w, "    %-40s %10s  in %s\n", g.shown(path.Base(lf.Path)), formatBytes(int64(lf.Size)), strings.Join(lf.Snapshots, ", "))
 		}
 	}
 }

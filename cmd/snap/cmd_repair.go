@@ -150,7 +150,7 @@ becomes empty. The new snapshot records the original's ID and the lost paths and
 					}
 					fmt.Fprintf(g.stdout, "snapshot %s %s as %s; lost:\n", sn.ID.Short(), verb, out.ID.Short())
 					for _, p := range out.Lost {
-						fmt.Fprintf(g.stdout, "  %s\n", quoteOdd(p))
+						fmt.Fprintf(g.stdout, "  %s\n", g.shown(p))
 					}
 				}
 			}

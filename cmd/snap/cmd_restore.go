@@ -109,6 +109,9 @@ func (g *globals) restore(cmd *cobra.Command, o *restoreOptions, arg string) err
 	if err != nil {
 		return err
 	}
+	if err := g.useNames(r, sn); err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	var counter progress.Counter
 	mode := progress.ChooseMode(g.json, g.quiet, g.stderr)
@@ -148,7 +151,7 @@ func (g *globals) restore(cmd *cobra.Command, o *restoreOptions, arg string) err
 			if g.json {
 				printJSON(g.stdout, map[string]any{"message_type": "action", "action": action, "path": path, "size": size})
 			} else {
-				fmt.Fprintf(g.stdout, "%-9s %s\n", action, quoteOdd(path))
+				fmt.Fprintf(g.stdout, "%-9s %s\n", action, g.shown(path))
 			}
 		},
 	})
@@ -172,14 +175,4 @@ func (g *globals) restore(cmd *cobra.Command, o *restoreOptions, arg string) err
 		return fmt.Errorf("%d entries could not be restored (named above); run 'snap check --read-data'", sum.Errors)
 	}
 	return nil
-}
-
-// quoteOdd quotes names that would confuse a terminal or a line-based reader.
-func quoteOdd(s string) string {
-	for _, r := range s {
-		if r < ' ' || r == 0x7f || r == '\uFFFD' {
-			return fmt.Sprintf("%q", s)
-		}
-	}
-	return s
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"snap/internal/backend"
+	"snap/internal/names"
 	"snap/repo"
 )
 
@@ -48,6 +49,9 @@ type globals struct {
 	lockWait string
 	stdout   io.Writer
 	stderr   io.Writer
+
+	namesMode string     // --names: how encrypted eCryptfs names are shown
+	nameMap   *names.Map // the local name map in use, if any
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -67,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pf.BoolVar(&g.json, "json", false, "print results as JSON")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print nothing but errors")
 	pf.StringVar(&g.lockWait, "lock-wait", "0s", "how long to wait for another writer's lock (e.g. 10m)")
+	pf.StringVar(&g.namesMode, "names", namesBoth, "eCryptfs names in listings: cipher, clear (from the local name map) or both")
 	root.AddCommand(
 		initCmd(g),
 		createCmd(g),
