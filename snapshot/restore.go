@@ -15,6 +15,7 @@ import (
 
 	"snap/chunk"
 	"snap/index"
+	"snap/internal/ecryptfs"
 	"snap/internal/fsdir"
 	"snap/repo"
 )
@@ -138,6 +139,11 @@ func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath stri
 	}
 	if rs.root != nil {
 		defer rs.root.Close()
+	}
+	if sn.SourceKind == SourceECryptfsLower && rs.root != nil && !opts.DryRun {
+		if err := checkHeaderXattrs(ctx, r, rs.root, nodes, prefix); err != nil {
+			return RestoreSummary{}, err
+		}
 	}
 	var workers sync.WaitGroup
 	for i := 0; i < opts.Workers; i++ {
@@ -588,4 +594,60 @@ func (rs *restorer) applyMeta(d *fsdir.Dir, name string, n *Node) error {
 		at = unix.NsecToTimespec(n.ATime.UnixNano())
 	}
 	return d.SetTimes(name, at, mt)
+}
+
+// ErrNoUserXattrs is returned when a restore target cannot hold the
+// user.ecryptfs xattrs a snapshot needs.
+var ErrNoUserXattrs = errors.New("the target file system does not take user xattrs")
+
+// checkHeaderXattrs refuses to restore eCryptfs lower files that keep their
+// header in the user.ecryptfs xattr onto a file system without user xattrs:
+// without the header they can never be decrypted. It probes the target
+// first, and walks the snapshot only when the probe fails.
+func checkHeaderXattrs(ctx context.Context, r *repo.Repository, target *fsdir.Dir, nodes []Node, prefix string) error {
+	const probe = ".snap-xattr-probe"
+	f, err := target.Create(probe, 0o600)
+	if err != nil {
+		return nil // the restore itself will report why the target is not writable
+	}
+	f.Close()
+	xerr := target.SetXattr(probe, fsdir.Xattr{Name: "user.snap-probe", Value: []byte("1")})
+	target.Remove(probe)
+	if xerr == nil {
+		return nil
+	}
+	needs := 0
+	var first string
+	var visit func(nodes []Node, dir string) error
+	visit = func(nodes []Node, dir string) error {
+		for i := range nodes {
+			n := &nodes[i]
+			for _, x := range n.Xattrs {
+				if x.Name == ecryptfs.XattrName {
+					if needs == 0 {
+						first = dir + "/" + n.Name
+					}
+					needs++
+				}
+			}
+			if n.Type == TypeDir {
+				children, err := LoadTree(ctx, r, n.Subtree)
+				if err != nil {
+					return err
+				}
+				if err := visit(children, dir+"/"+n.Name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := visit(nodes, prefix); err != nil {
+		return err
+	}
+	if needs == 0 {
+		return nil
+	}
+	return fmt.Errorf("restore: %d files (such as %s) keep their eCryptfs header in the %s xattr, and %w (%v): without it they could never be decrypted; restore onto ext4, xfs or btrfs",
+		needs, first, ecryptfs.XattrName, ErrNoUserXattrs, unwrapPathError(xerr))
 }
