@@ -47,6 +47,7 @@ type globals struct {
 	json     bool
 	quiet    bool
 	lockWait string
+	remote   remoteOptions
 	stdout   io.Writer
 	stderr   io.Writer
 
@@ -72,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print nothing but errors")
 	pf.StringVar(&g.lockWait, "lock-wait", "0s", "how long to wait for another writer's lock (e.g. 10m)")
 	pf.StringVar(&g.namesMode, "names", namesBoth, "eCryptfs names in listings: cipher, clear (from the local name map) or both")
+	pf.StringVar(&g.remote.sshCommand, "ssh-command", "ssh", "ssh program and options for sftp: repositories (snap appends [-p PORT] [USER@]HOST -s sftp)")
+	pf.StringVar(&g.remote.s3Region, "s3-region", "", "region of the bucket of s3: repositories (default: ask the server)")
+	pf.IntVar(&g.remote.connections, "connections", 5, "operations at once on an sftp: or s3: repository")
 	root.AddCommand(
 		initCmd(g),
 		createCmd(g),

@@ -20,8 +20,9 @@
 // written) makes the older one back off instead; in the worst case both back
 // off and try again later, never both hold the lock.
 //
-// Entry points: New returns a Locker for a backend; Lock and LockShared take
-// the lock; the returned function releases it.
+// Entry points: New returns a Locker for a backend (UseBackend routes it
+// through a retry wrapper); Lock and LockShared take the lock; the returned
+// function releases it.
 package objlock
 
 import (
@@ -98,6 +99,11 @@ type Locker struct {
 
 // New returns a Locker that keeps its lock objects in be.
 func New(be backend.Backend) *Locker { return &Locker{be: be} }
+
+// UseBackend makes the Locker reach the same storage through be, typically a
+// retry wrapper around the backend it was made for. Call it before the
+// first Lock.
+func (l *Locker) UseBackend(be backend.Backend) { l.be = be }
 
 func (l *Locker) now() time.Time {
 	if l.Now != nil {

@@ -6,11 +6,12 @@
 // Errors that retrying cannot fix are returned at once: a missing file
 // (backend.ErrNotExist), a permission problem, a held lock, a cancelled
 // context, and any error not known to be transient. Backends mark their own
-// transient errors by giving them a method Temporary() bool that returns true.
+// errors by giving them a method Temporary() bool that returns true (retry)
+// or Permanent() bool that returns true (never retry, whatever they wrap).
 //
-// Save re-reads its source from the start for every attempt: an
-// io.ReadSeeker is rewound, anything else is first copied to a temporary
-// file. After each upload Save checks with Stat that the stored size equals
+// Save re-reads its source from the start for every attempt: a source that
+// can be read at offsets (io.ReaderAt and io.Seeker, such as *os.File) is
+// read in place, anything else is first copied to a temporary file. After each upload Save checks with Stat that the stored size equals
 // the number of bytes sent; a mismatch (ErrSizeMismatch) is retried too. Load
 // returns a reader that resumes at the right offset when a transfer breaks,
 // and List reports each name once even when a listing is restarted.
@@ -27,6 +28,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -120,6 +122,10 @@ func IsTransient(err error) bool {
 	if errors.As(err, &cb) {
 		return false // the caller's own error, not the backend's
 	}
+	var perm interface{ Permanent() bool }
+	if errors.As(err, &perm) && perm.Permanent() {
+		return false
+	}
 	switch {
 	case err == nil,
 		errors.Is(err, context.Canceled),
@@ -131,6 +137,7 @@ func IsTransient(err error) bool {
 	case errors.Is(err, ErrSizeMismatch),
 		errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, io.EOF),
+		errors.Is(err, net.ErrClosed),            // a reused connection that the server had closed
 		errors.Is(err, context.DeadlineExceeded): // a timeout inside the backend; the caller's own context is checked apart
 		return true
 	}
@@ -182,19 +189,22 @@ func (b *Backend) retry(ctx context.Context, op string, fn func(attempt int) err
 	}
 }
 
-// Save stores rd under name, retrying with the source rewound, and checks the
-// stored size.
+// Save stores rd under name, retrying with the source read again from its
+// start, and checks the stored size.
 func (b *Backend) Save(ctx context.Context, name string, rd io.Reader) error {
-	src, err := rewindable(ctx, rd, b.opts.TempDir)
+	src, err := rereadable(ctx, rd, b.opts.TempDir)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
 	defer src.close()
 	return b.retry(ctx, "save "+name, func(int) error {
-		if err := src.rewind(); err != nil {
-			return fmt.Errorf("save %s: rewind the source for another attempt: %w", name, err)
-		}
-		if err := b.be.Save(ctx, name, &sizedReader{r: src.r, n: src.size}); err != nil {
+		// Each attempt reads through its own reader: an HTTP transport may
+		// still be reading the body of a failed attempt when the next
+		// one starts, and must not move the next attempt's position.
+		ar := &attemptReader{r: io.NewSectionReader(src.r, src.start, src.size), n: src.size}
+		err := b.be.Save(ctx, name, ar)
+		ar.end()
+		if err != nil {
 			return err
 		}
 		fi, err := b.be.Stat(ctx, name)
@@ -213,15 +223,10 @@ func (b *Backend) Save(ctx context.Context, name string, rd io.Reader) error {
 
 // source is a Save source that can be read again from its start.
 type source struct {
-	r     io.ReadSeeker
+	r     io.ReaderAt
 	start int64
 	size  int64
 	tmp   *os.File // the buffer file, if one was needed
-}
-
-func (s *source) rewind() error {
-	_, err := s.r.Seek(s.start, io.SeekStart)
-	return err
 }
 
 func (s *source) close() {
@@ -231,18 +236,23 @@ func (s *source) close() {
 	}
 }
 
-func rewindable(ctx context.Context, rd io.Reader, tempDir string) (*source, error) {
-	if rs, ok := rd.(io.ReadSeeker); ok {
-		start, err1 := rs.Seek(0, io.SeekCurrent)
-		end, err2 := rs.Seek(0, io.SeekEnd)
+// rereadable returns rd itself when it can be read at offsets (a file, a
+// bytes.Reader), else a temporary copy of what is left in it.
+func rereadable(ctx context.Context, rd io.Reader, tempDir string) (*source, error) {
+	if ra, ok := rd.(interface {
+		io.ReaderAt
+		io.Seeker
+	}); ok {
+		start, err1 := ra.Seek(0, io.SeekCurrent)
+		end, err2 := ra.Seek(0, io.SeekEnd)
 		if err1 == nil && err2 == nil && end >= start {
-			if _, err := rs.Seek(start, io.SeekStart); err != nil {
+			if _, err := ra.Seek(start, io.SeekStart); err != nil {
 				return nil, fmt.Errorf("rewind the source: %w", err)
 			}
-			return &source{r: rs, start: start, size: end - start}, nil
+			return &source{r: ra, start: start, size: end - start}, nil
 		}
 		if err1 == nil {
-			rs.Seek(start, io.SeekStart)
+			ra.Seek(start, io.SeekStart)
 		}
 		// Not really seekable (a pipe): buffer it.
 	}
@@ -259,30 +269,51 @@ func rewindable(ctx context.Context, rd io.Reader, tempDir string) (*source, err
 	return &source{r: f, size: n, tmp: f}, nil
 }
 
-// sizedReader reads at most n bytes and tells backends how many remain, so
-// they can upload with a known size.
-type sizedReader struct {
-	r io.Reader
-	n int64
+// attemptReader is the source as one attempt sees it. It tells backends
+// how many bytes remain, so they can upload with a known size, and fails
+// once its attempt is over.
+type attemptReader struct {
+	mu    sync.Mutex
+	r     io.Reader
+	n     int64
+	ended bool
 }
 
-func (s *sizedReader) Read(p []byte) (int, error) {
-	if s.n <= 0 {
+// errAttemptOver is returned to readers of an attempt that has ended.
+var errAttemptOver = errors.New("upload attempt is over")
+
+func (a *attemptReader) Read(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ended {
+		return 0, errAttemptOver
+	}
+	if a.n <= 0 {
 		return 0, io.EOF
 	}
-	if int64(len(p)) > s.n {
-		p = p[:s.n]
+	if int64(len(p)) > a.n {
+		p = p[:a.n]
 	}
-	n, err := s.r.Read(p)
-	s.n -= int64(n)
-	if err == io.EOF && s.n > 0 {
-		err = fmt.Errorf("source ended %d bytes early: %w", s.n, io.ErrUnexpectedEOF)
+	n, err := a.r.Read(p)
+	a.n -= int64(n)
+	if err == io.EOF && a.n > 0 {
+		err = fmt.Errorf("source ended %d bytes early: %w", a.n, io.ErrUnexpectedEOF)
 	}
 	return n, err
 }
 
 // Len returns the number of bytes left.
-func (s *sizedReader) Len() int { return int(s.n) }
+func (a *attemptReader) Len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return int(a.n)
+}
+
+func (a *attemptReader) end() {
+	a.mu.Lock()
+	a.ended = true
+	a.mu.Unlock()
+}
 
 type ctxReader struct {
 	ctx context.Context
@@ -327,12 +358,17 @@ type resumer struct {
 	read   int64
 	rc     io.ReadCloser
 	err    error // a transient error held back until the next Read
+	failed error // resuming failed: every later Read returns this
 }
 
 func (r *resumer) Read(p []byte) (int, error) {
 	for {
+		if r.failed != nil {
+			return 0, r.failed
+		}
 		if r.err != nil {
 			if err := r.reopen(); err != nil {
+				r.failed = err
 				return 0, err
 			}
 		}
