@@ -42,6 +42,9 @@ type Options struct {
 	Compression string
 	// PackSize is the target pack size; 0 means DefaultPackSize.
 	PackSize int64
+	// TreeCacheDir, if set, keeps a local copy of every tree blob read, so
+	// browsing a remote repository does not fetch the same trees again.
+	TreeCacheDir string
 }
 
 // DefaultPackSize is the size at which a pack is finished.
@@ -152,6 +155,11 @@ func PackName(id chunk.ID) string {
 
 // LoadBlob returns the raw bytes of a blob, verified against its ID.
 func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id chunk.ID) ([]byte, error) {
+	if t == pack.TreeBlob && r.opts.TreeCacheDir != "" {
+		if data, ok := r.cachedTree(id); ok {
+			return data, nil
+		}
+	}
 	loc, ok, err := r.idx.Lookup(id)
 	if err != nil {
 		return nil, fmt.Errorf("load %s blob %s: %w", t, id.Short(), err)
@@ -160,6 +168,34 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id chunk.ID)
 		return nil, fmt.Errorf("load %s blob %s: %w", t, id.Short(), ErrBlobMissing)
 	}
 	return r.LoadBlobAt(ctx, loc)
+}
+
+// cachedTree returns a tree blob from the local cache, checked against its
+// ID (a damaged cache entry is dropped and the blob fetched again).
+func (r *Repository) cachedTree(id chunk.ID) ([]byte, bool) {
+	p := filepath.Join(r.opts.TreeCacheDir, id.String()[:2], id.String())
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, false
+	}
+	if chunk.Hash(data) != id {
+		os.Remove(p)
+		return nil, false
+	}
+	return data, true
+}
+
+// cacheTree stores a verified tree blob in the local cache; failing to is
+// harmless.
+func (r *Repository) cacheTree(id chunk.ID, data []byte) {
+	dir := filepath.Join(r.opts.TreeCacheDir, id.String()[:2])
+	if os.MkdirAll(dir, 0o700) != nil {
+		return
+	}
+	tmp := filepath.Join(dir, id.String()+".tmp")
+	if os.WriteFile(tmp, data, 0o600) == nil {
+		os.Rename(tmp, filepath.Join(dir, id.String()))
+	}
 }
 
 // ErrBlobMissing is wrapped by errors for a blob that is not in the index.
@@ -174,7 +210,11 @@ func (r *Repository) LoadBlobAt(ctx context.Context, loc index.Location) ([]byte
 	if err := r.readPack(ctx, loc.Pack, int64(loc.Offset), stored); err != nil {
 		return nil, fmt.Errorf("load %s blob %s from pack %s: %w", loc.Type, loc.ID.Short(), loc.Pack.Short(), err)
 	}
-	return r.decodeBlob(loc.Pack, loc.Blob, stored)
+	raw, err := r.decodeBlob(loc.Pack, loc.Blob, stored)
+	if err == nil && loc.Type == pack.TreeBlob && r.opts.TreeCacheDir != "" {
+		r.cacheTree(loc.ID, raw)
+	}
+	return raw, err
 }
 
 func (r *Repository) readPack(ctx context.Context, id chunk.ID, off int64, buf []byte) error {

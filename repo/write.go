@@ -49,19 +49,48 @@ func (r *Repository) Lock(ctx context.Context, info backend.LockInfo, wait time.
 // (written by a run that was killed before it committed them, or every pack
 // when the index was deleted). It returns how many packs it added.
 func (r *Repository) IndexNewPacks(ctx context.Context) (int, error) {
+	return r.syncIndex(ctx, false)
+}
+
+// SyncCache brings an index that caches a remote repository up to date: it
+// adds the packs other machines wrote and drops the packs they pruned. (For
+// a local repository a pack missing from data/ is damage that check must
+// report, so IndexNewPacks never drops anything.)
+func (r *Repository) SyncCache(ctx context.Context) (int, error) {
+	return r.syncIndex(ctx, true)
+}
+
+func (r *Repository) syncIndex(ctx context.Context, dropGone bool) (int, error) {
 	known := map[chunk.ID]bool{}
-	if err := r.idx.Packs(func(p index.PackInfo) error { known[p.ID] = true; return nil }); err != nil {
+	if err := r.idx.Packs(func(p index.PackInfo) error { known[p.ID] = false; return nil }); err != nil {
 		return 0, err
 	}
 	var missing []backend.FileInfo
 	err := r.be.List(ctx, "data", func(fi backend.FileInfo) error {
-		if id, err := chunk.ParseID(path.Base(fi.Name)); err == nil && !known[id] {
+		id, err := chunk.ParseID(path.Base(fi.Name))
+		if err != nil {
+			return nil // names that are not packs are check's business
+		}
+		if _, ok := known[id]; ok {
+			known[id] = true
+		} else {
 			missing = append(missing, fi)
 		}
-		return nil // names that are not packs are check's business
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("list packs: %w", err)
+	}
+	if dropGone {
+		var gone []chunk.ID
+		for id, present := range known {
+			if !present {
+				gone = append(gone, id)
+			}
+		}
+		if err := r.idx.RemovePacks(gone); err != nil {
+			return 0, err
+		}
 	}
 	n := 0
 	var infos []index.PackInfo

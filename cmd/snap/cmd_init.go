@@ -13,6 +13,8 @@ import (
 type initOptions struct {
 	chunkMin, chunkAvg, chunkMax string
 	compression                  string
+	copyChunkerFrom              string
+	like                         *repo.Config // set from copyChunkerFrom
 }
 
 func initCmd(g *globals) *cobra.Command {
@@ -22,6 +24,13 @@ func initCmd(g *globals) *cobra.Command {
 		Short: "Create a repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.copyChunkerFrom != "" {
+				cfg, err := g.chunkerFrom(cmd, o.copyChunkerFrom)
+				if err != nil {
+					return err
+				}
+				o.like = &cfg
+			}
 			r, err := g.initRepo(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -37,6 +46,7 @@ func initCmd(g *globals) *cobra.Command {
 		},
 	}
 	addInitFlags(c, o)
+	c.Flags().StringVar(&o.copyChunkerFrom, "copy-chunker-params-from", "", "use the chunker (polynomial and sizes) of this `REPOSITORY`, so that data backed up to both deduplicates alike (for snap copy)")
 	return c
 }
 
@@ -60,6 +70,9 @@ func (g *globals) initRepo(ctx context.Context, o *initOptions) (*repo.Repositor
 	p, err := chunk.NewParams(sizes[0], sizes[1], sizes[2])
 	if err != nil {
 		return nil, err
+	}
+	if o.like != nil {
+		p = o.like.Chunker
 	}
 	mode, err := repo.ParseCompression(o.compression)
 	if err != nil {

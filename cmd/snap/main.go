@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		lsCmd(g),
 		findCmd(g),
 		dumpCmd(g),
+		copyCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

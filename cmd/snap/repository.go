@@ -272,11 +272,12 @@ func (g *globals) open(ctx context.Context, compression string) (*repo.Repositor
 		}
 		return nil, fmt.Errorf("%w at %s (%v); create one with 'snap init -r %s'", repo.ErrNoRepository, l.be.Location(), l.noConfig, g.repo)
 	}
-	r, err := repo.Open(ctx, l.be, repo.Options{IndexPath: l.indexPath, Compression: compression})
+	r, err := repo.Open(ctx, l.be, repo.Options{IndexPath: l.indexPath, Compression: compression,
+		TreeCacheDir: filepath.Join(filepath.Dir(l.indexPath), "trees")})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.IndexNewPacks(ctx); err != nil {
+	if _, err := r.SyncCache(ctx); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("update the index cache %s: %w", l.indexPath, err)
 	}
