@@ -15,10 +15,17 @@ import (
 	"snap/repo/pack"
 )
 
-const (
-	benchBlobs    = 1_000_000
-	benchPackSize = 2_000 // blobs per pack, about a 16 MiB pack of small chunks
-)
+// benchPackSize is the number of blobs per pack, about a 16 MiB pack of small chunks.
+const benchPackSize = 2_000
+
+// benchBlobs is the index size for the benchmarks: a million, or
+// SNAP_BENCH_BLOBS (docs/PERFORMANCE.md uses 10,000,000).
+var benchBlobs = func() int {
+	if n, err := strconv.Atoi(os.Getenv("SNAP_BENCH_BLOBS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}()
 
 var bench struct {
 	once sync.Once

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -203,5 +204,38 @@ func TestContentListsRoundTrip(t *testing.T) {
 	}
 	if len(got[0].Content) != 0 || len(got[0].Lists) != len(top) || got[0].ListDepth != depth {
 		t.Fatalf("decoded node: %d content, %d lists, depth %d", len(got[0].Content), len(got[0].Lists), got[0].ListDepth)
+	}
+}
+
+// BenchmarkEncodeTree encodes a directory of 1,000 files.
+func BenchmarkEncodeTree(b *testing.B) {
+	nodes := make([]Node, 1000)
+	for i := range nodes {
+		nodes[i] = Node{Name: fmt.Sprintf("file-%05d.txt", i), Type: TypeFile, Mode: 0o644, UID: 1000, GID: 1000,
+			User: "me", Group: "me", MTime: time.Unix(1700000000+int64(i), 5), Size: uint64(i * 100),
+			Content: []chunk.ID{chunk.Hash([]byte{byte(i)})}, Inode: uint64(i), Links: 1}
+	}
+	data, _ := EncodeTree(nodes)
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		if _, err := EncodeTree(nodes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeTree decodes the same directory.
+func BenchmarkDecodeTree(b *testing.B) {
+	nodes := make([]Node, 1000)
+	for i := range nodes {
+		nodes[i] = Node{Name: fmt.Sprintf("file-%05d.txt", i), Type: TypeFile, Mode: 0o644, MTime: time.Unix(1700000000, 0),
+			Size: 1, Content: []chunk.ID{chunk.Hash([]byte{byte(i)})}}
+	}
+	data, _ := EncodeTree(nodes)
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		if _, err := DecodeTree(data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
