@@ -208,3 +208,6 @@ func skipUnlessRoot(t testing.TB) {
 		t.Skip("needs Linux")
 	}
 }
+
+// jsonUnmarshal decodes command output.
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
