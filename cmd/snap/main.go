@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		findCmd(g),
 		dumpCmd(g),
 		copyCmd(g),
+		mountCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
