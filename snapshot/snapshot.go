@@ -230,6 +230,11 @@ func LoadTree(ctx context.Context, r *repo.Repository, id chunk.ID) ([]Node, err
 	if err != nil {
 		return nil, err
 	}
+	return decodeTreeBlob(ctx, r, id, data)
+}
+
+// decodeTreeBlob decodes the bytes of tree id and expands its content lists.
+func decodeTreeBlob(ctx context.Context, r *repo.Repository, id chunk.ID, data []byte) ([]Node, error) {
 	nodes, err := DecodeTree(data)
 	if err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)

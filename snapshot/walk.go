@@ -153,14 +153,7 @@ func loadTreeFrom(ctx context.Context, r *repo.Repository, locs map[chunk.ID]ind
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := DecodeTree(data)
-	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
-	}
-	if err := ExpandContentLists(ctx, r, nodes); err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
-	}
-	return nodes, nil
+	return decodeTreeBlob(ctx, r, id, data)
 }
 
 // FindNode returns the node at slash path p inside the snapshot whose root

@@ -38,24 +38,9 @@ SOURCE' so that data later backed up to both deduplicates the same way.`,
 				return err
 			}
 			defer release()
-			var snaps []*snapshot.Snapshot
-			if len(args) == 0 {
-				all, err := snapshot.List(ctx, src)
-				if err != nil {
-					return err
-				}
-				for _, s := range all {
-					if f.Match(s) {
-						snaps = append(snaps, s)
-					}
-				}
-			}
-			for _, a := range args {
-				s, err := snapshot.Find(ctx, src, a, f)
-				if err != nil {
-					return fmt.Errorf("source: %w", err)
-				}
-				snaps = append(snaps, s)
+			snaps, err := selectSnapshots(ctx, src, args, f)
+			if err != nil {
+				return fmt.Errorf("source: %w", err)
 			}
 			cp := snapshot.NewCopier(src, dst)
 			copied := 0

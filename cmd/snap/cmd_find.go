@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"snap/chunk"
 	"snap/repo"
 	"snap/snapshot"
 )
@@ -135,29 +134,9 @@ Each distinct directory is read once, however many snapshots hold it.`,
 // findSnapshots returns the snapshots to search, newest first: those named
 // (with the filter resolving "latest"), or else all that pass the filter.
 func findSnapshots(ctx context.Context, r *repo.Repository, names []string, f snapshot.Filter) ([]*snapshot.Snapshot, error) {
-	var list []*snapshot.Snapshot
-	if len(names) > 0 {
-		seen := make(map[chunk.ID]bool)
-		for _, name := range names {
-			sn, err := snapshot.Find(ctx, r, name, f)
-			if err != nil {
-				return nil, fmt.Errorf("--snapshot: %w", err)
-			}
-			if !seen[sn.ID] {
-				seen[sn.ID] = true
-				list = append(list, sn)
-			}
-		}
-	} else {
-		all, err := snapshot.List(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		for _, sn := range all {
-			if f.Match(sn) {
-				list = append(list, sn)
-			}
-		}
+	list, err := selectSnapshots(ctx, r, names, f)
+	if err != nil {
+		return nil, fmt.Errorf("--snapshot: %w", err)
 	}
 	sort.SliceStable(list, func(i, j int) bool {
 		if !list[i].Time.Equal(list[j].Time) {

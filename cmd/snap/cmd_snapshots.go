@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"snap/chunk"
+	"snap/repo"
 	"snap/snapshot"
 )
 
@@ -69,4 +72,36 @@ func addFilterFlags(c *cobra.Command, f *snapshot.Filter) {
 	c.Flags().StringArrayVar(&f.Hosts, "host", nil, "only snapshots of this host (repeatable)")
 	c.Flags().StringArrayVar(&f.Tags, "tag", nil, "only snapshots with this tag (repeatable)")
 	c.Flags().StringArrayVar(&f.Paths, "path", nil, "only snapshots of this path (repeatable)")
+}
+
+// selectSnapshots returns the snapshots named (ID prefixes, latest, latest~N;
+// each once), or, without names, all that pass f; oldest first.
+func selectSnapshots(ctx context.Context, r *repo.Repository, names []string, f snapshot.Filter) ([]*snapshot.Snapshot, error) {
+	all, err := snapshot.List(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var list []*snapshot.Snapshot
+	if len(names) == 0 {
+		for _, s := range all {
+			if f.Match(s) {
+				list = append(list, s)
+			}
+		}
+		return list, nil
+	}
+	want := map[chunk.ID]bool{}
+	for _, name := range names {
+		s, err := snapshot.Find(ctx, r, name, f)
+		if err != nil {
+			return nil, err
+		}
+		want[s.ID] = true
+	}
+	for _, s := range all {
+		if want[s.ID] {
+			list = append(list, s)
+		}
+	}
+	return list, nil
 }

@@ -21,24 +21,9 @@ func statsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer r.Close()
-			var snaps []*snapshot.Snapshot
-			if len(args) == 0 {
-				all, err := snapshot.List(ctx, r)
-				if err != nil {
-					return err
-				}
-				for _, s := range all {
-					if f.Match(s) {
-						snaps = append(snaps, s)
-					}
-				}
-			}
-			for _, a := range args {
-				s, err := snapshot.Find(ctx, r, a, f)
-				if err != nil {
-					return err
-				}
-				snaps = append(snaps, s)
+			snaps, err := selectSnapshots(ctx, r, args, f)
+			if err != nil {
+				return err
 			}
 			st, err := snapshot.ComputeStats(ctx, r, snaps)
 			if err != nil {

@@ -55,7 +55,7 @@ func (b *Backend) Save(ctx context.Context, name string, rd io.Reader) error {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
 	tmp := f.Name()
-	if _, err := io.Copy(f, ctxReader{ctx, rd}); err != nil {
+	if _, err := io.Copy(f, backend.ContextReader(ctx, rd)); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("save %s: %w", name, err)
@@ -215,16 +215,4 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

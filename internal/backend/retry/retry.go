@@ -260,7 +260,7 @@ func rereadable(ctx context.Context, rd io.Reader, tempDir string) (*source, err
 	if err != nil {
 		return nil, fmt.Errorf("buffer the upload: %w (set TMPDIR to a writable directory)", err)
 	}
-	n, err := io.Copy(f, ctxReader{ctx, rd})
+	n, err := io.Copy(f, backend.ContextReader(ctx, rd))
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
@@ -313,18 +313,6 @@ func (a *attemptReader) end() {
 	a.mu.Lock()
 	a.ended = true
 	a.mu.Unlock()
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Load opens name, retrying the open, and returns a reader that resumes after

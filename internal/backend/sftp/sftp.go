@@ -335,7 +335,7 @@ func (b *Backend) Save(ctx context.Context, name string, rd io.Reader) error {
 		if err := f.Chmod(0o600); err != nil && lost(c, err) {
 			return fmt.Errorf("chmod %s: %w", tmp, err)
 		}
-		if _, err := f.ReadFromWithConcurrency(ctxReader{ctx, rd}, 0); err != nil {
+		if _, err := f.ReadFromWithConcurrency(backend.ContextReader(ctx, rd), 0); err != nil {
 			return fmt.Errorf("write %s: %w", tmp, err)
 		}
 		if _, ok := c.client.HasExtension("fsync@openssh.com"); ok {
@@ -598,16 +598,4 @@ func (b *Backend) removeStaleTemp(ctx context.Context) {
 		}
 		return nil
 	})
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
