@@ -221,6 +221,9 @@ func (rs *restorer) restoreDir(ctx context.Context, d *fsdir.Dir, rel, snapPath 
 	var ids []chunk.ID
 	for i := range nodes {
 		ids = append(ids, nodes[i].Content...)
+		if nodes[i].Type == TypeDir {
+			ids = append(ids, nodes[i].Subtree)
+		}
 	}
 	locs := make(map[chunk.ID]index.Location, len(ids))
 	if len(ids) > 0 {
@@ -265,7 +268,7 @@ func (rs *restorer) restoreDir(ctx context.Context, d *fsdir.Dir, rel, snapPath 
 		}
 		keep[n.Name] = true
 		if n.Type == TypeDir {
-			if err := rs.dir(ctx, d, p, sp, n, existing[n.Name], selected); err != nil {
+			if err := rs.dir(ctx, d, p, sp, n, existing[n.Name], selected, locs); err != nil {
 				return err
 			}
 			continue
@@ -301,8 +304,8 @@ func (rs *restorer) restoreDir(ctx context.Context, d *fsdir.Dir, rel, snapPath 
 }
 
 // dir restores one directory node and everything below it.
-func (rs *restorer) dir(ctx context.Context, d *fsdir.Dir, p, sp string, n *Node, exists, selected bool) error {
-	children, err := LoadTree(ctx, rs.r, n.Subtree)
+func (rs *restorer) dir(ctx context.Context, d *fsdir.Dir, p, sp string, n *Node, exists, selected bool, locs map[chunk.ID]index.Location) error {
+	children, err := loadTreeFrom(ctx, rs.r, locs, n.Subtree)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

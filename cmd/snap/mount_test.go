@@ -588,10 +588,10 @@ func TestMountPruneNeverGivesWrongBytes(t *testing.T) {
 			t.Errorf("drop at %d after prune: wrong bytes", off)
 		}
 	}
-	if eio == 0 {
-		t.Error("no read of the pruned file failed; want EIO for blobs that are gone")
-	}
-	if !strings.Contains(m.stderr.String(), "prune removed it") {
+	// The local backend keeps recently read packs open, and an open pack
+	// still reads its (immutable) bytes after prune deleted its name, so
+	// every read may succeed; what must never happen is other bytes.
+	if eio > 0 && !strings.Contains(m.stderr.String(), "prune removed it") {
 		t.Errorf("the mount did not say why reads failed; stderr: %s", m.stderr.String())
 	}
 }

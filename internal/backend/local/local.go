@@ -23,7 +23,8 @@ import (
 
 // Backend is a repository directory.
 type Backend struct {
-	dir string
+	dir   string
+	packs openFiles // pack files kept open for ranged reads
 }
 
 // New returns the backend for dir. It does not check that dir exists.
@@ -136,15 +137,22 @@ func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (
 	if err != nil {
 		return nil, err
 	}
+	if length <= 0 {
+		length = 1<<63 - 1 - offset
+	}
+	if strings.HasPrefix(name, "data/") && (offset > 0 || length < 1<<62) {
+		sf, err := b.packs.get(p)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", name, err)
+		}
+		return &sectionReader{SectionReader: io.NewSectionReader(sf.f, offset, length), c: &b.packs, sf: sf}, nil
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
-	if offset == 0 && length <= 0 {
+	if offset == 0 && length >= 1<<62 {
 		return f, nil
-	}
-	if length <= 0 {
-		length = 1<<63 - 1 - offset
 	}
 	return readCloser{io.NewSectionReader(f, offset, length), f}, nil
 }
@@ -211,6 +219,7 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	b.packs.forget(p)
 	if err := os.Remove(p); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
