@@ -211,7 +211,19 @@ func (r *Repository) Prune(ctx context.Context, plan *PrunePlan, progress func(d
 	if err := r.idx.ReplacePacks(remove, newPacks, newBlobs); err != nil {
 		return fmt.Errorf("prune: update index: %w", err)
 	}
+	r.forgetReserved()
+	// A pack an interrupted prune left unindexed is rewritten with the same
+	// bytes, so the same name: it is on the delete list (its blobs were
+	// located elsewhere) and is also one of the new packs. Its file is the
+	// new pack now and must stay.
+	written := make(map[chunk.ID]bool, len(newPacks))
+	for _, p := range newPacks {
+		written[p.ID] = true
+	}
 	for i, id := range remove {
+		if written[id] {
+			continue
+		}
 		if err := r.be.Remove(ctx, PackName(id)); err != nil && !errors.Is(err, backend.ErrNotExist) {
 			return fmt.Errorf("prune: delete pack %s: %w", id.Short(), err)
 		}
@@ -304,6 +316,12 @@ func (r *Repository) SalvagePack(ctx context.Context, id chunk.ID) (lost []chunk
 	if err := r.idx.ReplacePacks([]chunk.ID{id}, newPacks, newBlobs); err != nil {
 		return nil, err
 	}
+	r.forgetReserved()
+	for _, p := range newPacks {
+		if p.ID == id {
+			return lost, nil // the salvage rewrote the very same bytes
+		}
+	}
 	if err := r.be.Remove(ctx, PackName(id)); err != nil && !errors.Is(err, backend.ErrNotExist) {
 		return lost, err
 	}
@@ -335,4 +353,13 @@ func (r *Repository) writeUnindexed(ctx context.Context, fn func() error) ([]ind
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.deferred, r.deferredBlobs, nil
+}
+
+// forgetReserved drops what this handle remembers having stored: after
+// packs were removed, the index alone knows which blobs are still there.
+// Everything reserved was flushed before, so nothing pending is lost.
+func (r *Repository) forgetReserved() {
+	r.mu.Lock()
+	clear(r.reserved)
+	r.mu.Unlock()
 }
