@@ -84,6 +84,7 @@ var (
 	bucketPackNums = []byte("packnums")
 	bucketBlobs    = []byte("blobs")
 	bucketMeta     = []byte("meta")
+	bucketDups     = []byte("dups")
 
 	keyVersion    = []byte("version")
 	keyRepository = []byte("repository")
@@ -432,6 +433,11 @@ func (ix *Index) corruptf(format string, args ...any) error {
 
 type buckets struct {
 	packs, packNums, blobs, meta *bolt.Bucket
+	// dups holds the other copies of blobs stored in more than one pack
+	// (key: blob ID, then the pack number big-endian), so that removing
+	// the indexed copy's pack can fall back to another. It is nil in a
+	// read transaction on an index that never had a duplicate.
+	dups *bolt.Bucket
 }
 
 func (ix *Index) buckets(tx *bolt.Tx) (buckets, error) {
@@ -440,11 +446,23 @@ func (ix *Index) buckets(tx *bolt.Tx) (buckets, error) {
 		packNums: tx.Bucket(bucketPackNums),
 		blobs:    tx.Bucket(bucketBlobs),
 		meta:     tx.Bucket(bucketMeta),
+		dups:     tx.Bucket(bucketDups),
 	}
 	if b.packs == nil || b.packNums == nil || b.blobs == nil || b.meta == nil {
 		return b, ix.corruptf("a bucket is missing")
 	}
+	if b.dups == nil && tx.Writable() {
+		var err error
+		if b.dups, err = tx.CreateBucket(bucketDups); err != nil {
+			return b, fmt.Errorf("index %s: create bucket %s: %w", ix.path, bucketDups, err)
+		}
+	}
 	return b, nil
+}
+
+// dupKey is the key of another copy of blob id in pack num.
+func dupKey(id chunk.ID, num uint32) []byte {
+	return binary.BigEndian.AppendUint32(append([]byte(nil), id[:]...), num)
 }
 
 // Lookup returns the location of the blob id, and whether it is indexed.
@@ -662,6 +680,14 @@ func (ix *Index) addPacks(b buckets, packs []PackInfo, blobs [][]pack.Blob) erro
 	buf = make([]byte, 0, len(entries)*(chunk.IDSize+blobValueSize)+4)
 	for _, e := range entries {
 		if b.blobs.Get(e.blob.ID[:]) != nil {
+			// Another copy: remembered, so it can stand in when the
+			// indexed copy's pack is removed.
+			var k, v []byte
+			buf, k = appendOwn(buf, dupKey(e.blob.ID, e.num))
+			buf, v = appendOwn(buf, encodeBlob(e.blob, e.num))
+			if err := b.dups.Put(k, v); err != nil {
+				return fmt.Errorf("index %s: add copy of blob %s: %w", ix.path, e.blob.ID.Short(), err)
+			}
 			continue
 		}
 		var k, v []byte
@@ -733,9 +759,36 @@ func (ix *Index) removePacks(b buckets, ids []chunk.ID) error {
 			doomed = append(doomed, chunk.ID(k))
 		}
 	}
+	// Copies in removed packs go; a removed blob entry is replaced by a
+	// copy in a remaining pack, if there is one.
+	var staleDups [][]byte
+	dc := b.dups.Cursor()
+	for k, _ := dc.First(); k != nil; k, _ = dc.Next() {
+		if len(k) != chunk.IDSize+4 {
+			return ix.corruptf("copy key is %d bytes, want %d", len(k), chunk.IDSize+4)
+		}
+		if nums[binary.BigEndian.Uint32(k[chunk.IDSize:])] {
+			staleDups = append(staleDups, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range staleDups {
+		if err := b.dups.Delete(k); err != nil {
+			return fmt.Errorf("index %s: remove copy: %w", ix.path, err)
+		}
+	}
 	for _, id := range doomed {
 		if err := b.blobs.Delete(id[:]); err != nil {
 			return fmt.Errorf("index %s: remove blob %s: %w", ix.path, id.Short(), err)
+		}
+		dc := b.dups.Cursor()
+		if k, v := dc.Seek(id[:]); k != nil && len(k) == chunk.IDSize+4 && chunk.ID(k[:chunk.IDSize]) == id {
+			key, val := append([]byte(nil), id[:]...), append([]byte(nil), v...)
+			if err := b.blobs.Put(key, val); err != nil {
+				return fmt.Errorf("index %s: restore copy of blob %s: %w", ix.path, id.Short(), err)
+			}
+			if err := b.dups.Delete(append([]byte(nil), k...)); err != nil {
+				return fmt.Errorf("index %s: remove copy: %w", ix.path, err)
+			}
 		}
 	}
 	return nil

@@ -690,3 +690,41 @@ func TestCrossProcessReader(t *testing.T) {
 		t.Fatalf("reader saw %d of %d states, final one: %v", len(seen), want+1, seen[want])
 	}
 }
+
+// TestCopyTakesOverWhenPackRemoved: a blob stored in two packs stays indexed
+// when the pack of its indexed copy is removed, as happens when another
+// machine's prune deletes a pack whose blobs it had also repacked.
+func TestCopyTakesOverWhenPackRemoved(t *testing.T) {
+	r := rand.New(rand.NewSource(9))
+	ix := openTest(t, filepath.Join(t.TempDir(), "index.db"))
+	idA, sizeA, blobsA := makePack(r, 3)
+	idB, sizeB, blobsB := makePack(r, 2)
+	shared := blobsA[1]
+	blobsB[1].ID, blobsB[1].Type = shared.ID, shared.Type // same blob, other place
+	if err := ix.AddPack(idA, sizeA, blobsA); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.AddPack(idB, sizeB, blobsB); err != nil {
+		t.Fatal(err)
+	}
+	if loc, ok, _ := ix.Lookup(shared.ID); !ok || loc.Pack != idA {
+		t.Fatalf("the first copy should be indexed: %v %v", loc.Pack.Short(), ok)
+	}
+	if err := ix.RemovePacks([]chunk.ID{idA}); err != nil {
+		t.Fatal(err)
+	}
+	loc, ok, err := ix.Lookup(shared.ID)
+	if err != nil || !ok || loc.Pack != idB || loc.Offset != blobsB[1].Offset {
+		t.Fatalf("after removing pack A the copy in B should be indexed: %+v %v %v", loc, ok, err)
+	}
+	if _, ok, _ := ix.Lookup(blobsA[0].ID); ok {
+		t.Error("a blob only in the removed pack is still indexed")
+	}
+	// Removing B too leaves nothing, and no stale copy comes back.
+	if err := ix.RemovePacks([]chunk.ID{idB}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := ix.Lookup(shared.ID); ok {
+		t.Error("a blob whose packs are all removed is still indexed")
+	}
+}

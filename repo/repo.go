@@ -45,6 +45,10 @@ type Options struct {
 	// TreeCacheDir, if set, keeps a local copy of every tree blob read, so
 	// browsing a remote repository does not fetch the same trees again.
 	TreeCacheDir string
+	// Cache says the index is a local cache of a remote repository, which
+	// other machines change: taking the write lock then also drops packs
+	// they pruned (see SyncCache).
+	Cache bool
 }
 
 // DefaultPackSize is the size at which a pack is finished.

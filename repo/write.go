@@ -31,7 +31,8 @@ func (r *Repository) Lock(ctx context.Context, info backend.LockInfo, wait time.
 		return nil, err
 	}
 	r.removeTemp()
-	if _, err := r.IndexNewPacks(ctx); err != nil {
+	// Another machine may have pruned while this one waited for the lock.
+	if _, err := r.syncIndex(ctx, r.opts.Cache); err != nil {
 		unlock()
 		return nil, err
 	}
