@@ -51,11 +51,7 @@ func (g *globals) check(ctx context.Context, o *checkOptions) error {
 		return err
 	}
 	defer r.Close()
-	errs := 0
 	say := func(severity, msg string) {
-		if severity == repo.SeverityError {
-			errs++
-		}
 		if g.json {
 			printJSON(g.stdout, map[string]any{"message_type": "finding", "severity": severity, "message": msg})
 		} else if severity == repo.SeverityError || !g.quiet {
@@ -67,24 +63,52 @@ func (g *globals) check(ctx context.Context, o *checkOptions) error {
 			fmt.Fprintf(g.stdout, format+"\n", args...)
 		}
 	}
+	res, err := g.checkRepo(ctx, r, o, say, progress)
+	if err != nil {
+		return err
+	}
+	if res.errors > 0 {
+		return fmt.Errorf("%d errors: %w", res.errors, errCheckFailed)
+	}
+	progress("no errors found")
+	return nil
+}
 
+// checkResult sums up a check.
+type checkResult struct {
+	errors                int   // findings of severity error
+	packsRead, packsTotal int   // packs whose data was read, of all packs
+	bytesRead             int64 // the size of the packs read
+}
+
+// checkRepo is the body of check: it checks r, which the caller has opened
+// (and may have locked), reporting each finding through report and each stage
+// through progress.
+func (g *globals) checkRepo(ctx context.Context, r *repo.Repository, o *checkOptions, report func(severity, msg string), progress func(format string, args ...any)) (*checkResult, error) {
+	res := &checkResult{}
+	say := func(severity, msg string) {
+		if severity == repo.SeverityError {
+			res.errors++
+		}
+		report(severity, msg)
+	}
 	progress("checking packs and index")
 	bad := map[chunk.ID]bool{}
-	err = r.CheckPacks(ctx, func(f repo.Finding) {
+	err := r.CheckPacks(ctx, func(f repo.Finding) {
 		for _, b := range f.Blobs {
 			bad[b] = true
 		}
 		say(f.Severity, f.Msg)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	progress("checking snapshots and trees")
 	var snaps []*snapshot.Snapshot
 	ids, err := r.SnapshotIDs(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, id := range ids {
 		sn, err := snapshot.Load(ctx, r, id)
@@ -95,33 +119,34 @@ func (g *globals) check(ctx context.Context, o *checkOptions) error {
 		snaps = append(snaps, sn)
 	}
 	if err := g.useNames(r, snaps...); err != nil {
-		return err
+		return nil, err
 	}
 	_, err = snapshot.CheckTrees(ctx, r, snaps, func(p snapshot.TreeProblem) {
 		say(repo.SeverityError, fmt.Sprintf("snapshot %s: %s: %v", p.Snapshot.ID.Short(), g.shown(p.Path), p.Err))
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	if o.readData || o.subset != "" {
 		packs, err := r.PackList()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		chosen, err := choosePacks(packs, o.subset)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var size int64
 		for _, p := range chosen {
 			size += p.Size
 		}
+		res.packsRead, res.packsTotal, res.bytesRead = len(chosen), len(packs), size
 		progress("reading %d of %d packs (%s)", len(chosen), len(packs), formatBytes(size))
 		for _, p := range chosen {
 			damaged, err := r.CheckPackData(ctx, p)
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			for _, b := range damaged {
 				bad[b] = true
@@ -141,7 +166,7 @@ func (g *globals) check(ctx context.Context, o *checkOptions) error {
 	if len(bad) > 0 {
 		hit, err := snapshot.AffectedPaths(ctx, r, snaps, bad)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		byPath := map[string][]string{}
 		var paths []string
@@ -159,11 +184,7 @@ func (g *globals) check(ctx context.Context, o *checkOptions) error {
 			say(repo.SeverityNote, "after 'snap repair packs', 'snap repair snapshots' makes every other file restorable")
 		}
 	}
-	if errs > 0 {
-		return fmt.Errorf("%d errors: %w", errs, errCheckFailed)
-	}
-	progress("no errors found")
-	return nil
+	return res, nil
 }
 
 // choosePacks selects the packs --read-data-subset names (all for "").

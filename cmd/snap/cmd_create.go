@@ -42,6 +42,14 @@ type createOptions struct {
 }
 
 func createCmd(g *globals) *cobra.Command {
+	c, _ := newCreateCmd(g)
+	return c
+}
+
+// newCreateCmd returns the create command and the options its flags set;
+// run uses it to turn a job's settings into create's options through the
+// same flags, so that the two never read a setting differently.
+func newCreateCmd(g *globals) (*cobra.Command, *createOptions) {
 	o := &createOptions{}
 	c := &cobra.Command{
 		Use:     "create [flags] PATH...",
@@ -72,72 +80,27 @@ func createCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.namesFrom, "names-from", "", "for an eCryptfs lower tree: the mounted cleartext view `DIR`, to record a local map of the encrypted names (default: found in /proc/mounts)")
 	f.BoolVar(&o.iKnow, "i-know", false, "do not warn about eCryptfs secrets or cleartext going to a remote repository")
 	o.initOpts = initOptions{chunkMin: "512KiB", chunkAvg: "1MiB", chunkMax: "8MiB", compression: repo.CompressAuto}
-	return c
+	return c, o
+}
+
+// createInput is what create has checked and resolved before it touches
+// the repository.
+type createInput struct {
+	paths  []string
+	excl   func(string, bool) bool
+	larger int64
+	at     time.Time
+	host   string
 }
 
 func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) error {
 	ctx := cmd.Context()
-	// Check the arguments before touching the repository: a wrong argument
-	// must not leave anything behind.
-	for _, file := range o.filesFrom {
-		cwd, _ := os.Getwd()
-		list, err := pattern.ReadFilesFrom(file, cwd)
-		if err != nil {
-			return fmt.Errorf("--files-from: %w", err)
-		}
-		args = append(args, list...)
+	if len(args) == 0 && len(o.filesFrom) == 0 && g.jobs.job != nil {
+		args = g.jobs.job.Sources // snap create --job NAME
 	}
-	if len(args) == 0 {
-		return errors.New("nothing to back up: give at least one PATH (or --files-from FILE)")
-	}
-	excl, err := o.excluder()
+	in, err := g.createPrepare(o, args)
 	if err != nil {
 		return err
-	}
-	var larger int64
-	if o.excludeLargerThan != "" {
-		if larger, err = pattern.ParseSize(o.excludeLargerThan); err != nil {
-			return fmt.Errorf("--exclude-larger-than %q: %w", o.excludeLargerThan, err)
-		}
-	}
-	var paths []string
-	for _, a := range args {
-		p, err := filepath.Abs(a)
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return fmt.Errorf("cannot back up %s: %w", a, err)
-		}
-		// A path given as a symlink to a directory (~/.Private on Ubuntu)
-		// means the directory: back up what it points to.
-		if fi.Mode()&os.ModeSymlink != 0 {
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				if real, err := filepath.EvalSymlinks(p); err == nil {
-					if !g.quiet && !g.json {
-						fmt.Fprintf(g.stderr, "snap: note: %s is a symlink; backing up the directory it points to, %s\n", a, real)
-					}
-					p = real
-				}
-			}
-		}
-		paths = append(paths, p)
-	}
-	var at time.Time
-	if o.time != "" {
-		t, err := time.ParseInLocation("2006-01-02 15:04:05", o.time, time.Local)
-		if err != nil {
-			return fmt.Errorf("--time %q: want \"2006-01-02 15:04:05\"", o.time)
-		}
-		at = t
-	}
-	if !o.iKnow {
-		g.warnSecrets(paths, excl)
-	}
-	host := o.host
-	if host == "" {
-		host, _ = os.Hostname()
 	}
 	r, err := g.open(ctx, o.compression)
 	if errors.Is(err, repo.ErrNoRepository) && o.init {
@@ -157,15 +120,120 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 	}
 	defer unlock()
 
+	sn, err := g.createSnapshot(ctx, r, o, in)
+	if err != nil {
+		return err
+	}
+	s := sn.Summary
+	switch {
+	case g.json:
+		err = printJSON(g.stdout, map[string]any{
+			"message_type": "summary", "snapshot_id": sn.ID.String(),
+			"files_new": s.FilesNew, "files_changed": s.FilesChanged, "files_unchanged": s.FilesUnchanged,
+			"dirs": s.Dirs, "bytes_read": s.BytesRead, "bytes_added": s.BytesAdded, "bytes_stored": s.BytesStored,
+			"blobs_added": s.BlobsAdded, "total_size": s.TotalSize, "errors": s.Errors, "duration_s": s.Duration,
+		})
+	case !g.quiet:
+		fmt.Fprintf(g.stdout, "snapshot %s saved: %d new, %d changed, %d unchanged files, %d dirs; read %s, added %s (%s stored) in %.1fs\n",
+			sn.ID.Short(), s.FilesNew, s.FilesChanged, s.FilesUnchanged, s.Dirs,
+			formatBytes(s.BytesRead), formatBytes(s.BytesAdded), formatBytes(s.BytesStored), s.Duration)
+	}
+	if err != nil {
+		return err
+	}
+	return createPartial(sn)
+}
+
+// createPartial is the error of a snapshot that was saved without some
+// files (each was reported when it failed), or nil.
+func createPartial(sn *snapshot.Snapshot) error {
+	if n := sn.Summary.Errors; n > 0 {
+		return fmt.Errorf("snapshot %s saved, but %d files or directories could not be read: %w", sn.ID.Short(), n, errPartial)
+	}
+	return nil
+}
+
+// createPrepare checks create's arguments and options before the
+// repository is touched: a wrong argument must not leave anything behind.
+func (g *globals) createPrepare(o *createOptions, args []string) (*createInput, error) {
+	for _, file := range o.filesFrom {
+		cwd, _ := os.Getwd()
+		list, err := pattern.ReadFilesFrom(file, cwd)
+		if err != nil {
+			return nil, fmt.Errorf("--files-from: %w", err)
+		}
+		args = append(args, list...)
+	}
+	if len(args) == 0 {
+		return nil, errors.New("nothing to back up: give at least one PATH (or --files-from FILE)")
+	}
+	excl, err := o.excluder()
+	if err != nil {
+		return nil, err
+	}
+	var larger int64
+	if o.excludeLargerThan != "" {
+		if larger, err = pattern.ParseSize(o.excludeLargerThan); err != nil {
+			return nil, fmt.Errorf("--exclude-larger-than %q: %w", o.excludeLargerThan, err)
+		}
+	}
+	var paths []string
+	for _, a := range args {
+		p, err := filepath.Abs(a)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil, fmt.Errorf("cannot back up %s: %w", a, err)
+		}
+		// A path given as a symlink to a directory (~/.Private on Ubuntu)
+		// means the directory: back up what it points to.
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				if real, err := filepath.EvalSymlinks(p); err == nil {
+					if !g.quiet && !g.json {
+						fmt.Fprintf(g.stderr, "snap: note: %s is a symlink; backing up the directory it points to, %s\n", a, real)
+					}
+					p = real
+				}
+			}
+		}
+		paths = append(paths, p)
+	}
+	var at time.Time
+	if o.time != "" {
+		t, err := time.ParseInLocation("2006-01-02 15:04:05", o.time, time.Local)
+		if err != nil {
+			return nil, fmt.Errorf("--time %q: want \"2006-01-02 15:04:05\"", o.time)
+		}
+		at = t
+	}
+	if !o.iKnow {
+		g.warnSecrets(paths, excl)
+	}
+	host := o.host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	return &createInput{paths: paths, excl: excl, larger: larger, at: at, host: host}, nil
+}
+
+// createSnapshot is the body of create: it writes one snapshot of in into
+// r, which the caller has opened and locked, reporting unreadable files on
+// stderr as it goes, and prints no summary.
+func (g *globals) createSnapshot(ctx context.Context, r *repo.Repository, o *createOptions, in *createInput) (*snapshot.Snapshot, error) {
+	paths, host, at, excl, larger := in.paths, in.host, in.at, in.excl, in.larger
 	var parent *snapshot.Snapshot
+	var err error
 	if o.parent != "" {
 		if parent, err = snapshot.Find(ctx, r, o.parent, snapshot.Filter{}); err != nil {
-			return fmt.Errorf("--parent: %w", err)
+			return nil, fmt.Errorf("--parent: %w", err)
 		}
 	} else {
-		parent, err = findParent(cmd, r, host, paths)
+		parent, err = findParent(ctx, r, host, paths)
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var mu sync.Mutex
@@ -208,32 +276,12 @@ func (g *globals) create(cmd *cobra.Command, o *createOptions, args []string) er
 	sn, err := snapshot.Create(ctx, r, opts)
 	rep.Stop()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sn.SourceKind == snapshot.SourceECryptfsLower {
 		g.recordNames(ctx, r, sn, o.namesFrom, paths)
 	}
-	s := sn.Summary
-	switch {
-	case g.json:
-		err = printJSON(g.stdout, map[string]any{
-			"message_type": "summary", "snapshot_id": sn.ID.String(),
-			"files_new": s.FilesNew, "files_changed": s.FilesChanged, "files_unchanged": s.FilesUnchanged,
-			"dirs": s.Dirs, "bytes_read": s.BytesRead, "bytes_added": s.BytesAdded, "bytes_stored": s.BytesStored,
-			"blobs_added": s.BlobsAdded, "total_size": s.TotalSize, "errors": s.Errors, "duration_s": s.Duration,
-		})
-	case !g.quiet:
-		fmt.Fprintf(g.stdout, "snapshot %s saved: %d new, %d changed, %d unchanged files, %d dirs; read %s, added %s (%s stored) in %.1fs\n",
-			sn.ID.Short(), s.FilesNew, s.FilesChanged, s.FilesUnchanged, s.Dirs,
-			formatBytes(s.BytesRead), formatBytes(s.BytesAdded), formatBytes(s.BytesStored), s.Duration)
-	}
-	if err != nil {
-		return err
-	}
-	if s.Errors > 0 {
-		return fmt.Errorf("snapshot %s saved, but %d files or directories could not be read: %w", sn.ID.Short(), s.Errors, errPartial)
-	}
-	return nil
+	return sn, nil
 }
 
 // recordNames learns the cleartext names of a lower tree just backed up,
@@ -312,8 +360,8 @@ func (o *createOptions) excluder() (func(string, bool) bool, error) {
 }
 
 // findParent picks the latest snapshot of the same host and paths.
-func findParent(cmd *cobra.Command, r *repo.Repository, host string, paths []string) (*snapshot.Snapshot, error) {
-	all, err := snapshot.List(cmd.Context(), r)
+func findParent(ctx context.Context, r *repo.Repository, host string, paths []string) (*snapshot.Snapshot, error) {
+	all, err := snapshot.List(ctx, r)
 	if err != nil {
 		return nil, err
 	}

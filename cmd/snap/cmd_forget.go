@@ -31,6 +31,13 @@ type forgetOptions struct {
 }
 
 func forgetCmd(g *globals) *cobra.Command {
+	c, _ := newForgetCmd(g)
+	return c
+}
+
+// newForgetCmd returns the forget command and the options its flags set;
+// run sets a job's retention through the same flags.
+func newForgetCmd(g *globals) (*cobra.Command, *forgetOptions) {
 	o := &forgetOptions{groupBy: "host,paths"}
 	c := &cobra.Command{
 		Use:   "forget [flags] [SNAPSHOT...]",
@@ -90,7 +97,7 @@ what would go.`,
 	f.BoolVar(&o.prune, "prune", false, "run prune afterwards to free the space of the removed snapshots")
 	addFilterFlags(c, &o.filter)
 	addPruneFlags(c, &o.pruneOpts)
-	return c
+	return c, o
 }
 
 // keepCount is a --keep-N flag: a number of snapshots or "unlimited".

@@ -22,6 +22,13 @@ type pruneOptions struct {
 }
 
 func pruneCmd(g *globals) *cobra.Command {
+	c, _ := newPruneCmd(g)
+	return c
+}
+
+// newPruneCmd returns the prune command and the options its flags set (run
+// sets a job's prune settings through them).
+func newPruneCmd(g *globals) (*cobra.Command, *pruneOptions) {
 	o := &pruneOptions{}
 	c := &cobra.Command{
 		Use:   "prune",
@@ -43,7 +50,7 @@ what would be deleted and how much space it frees.`,
 	}
 	addPruneFlags(c, o)
 	c.Flags().BoolVarP(&o.dryRun, "dry-run", "n", false, "only say what would be deleted and repacked")
-	return c
+	return c, o
 }
 
 func addPruneFlags(c *cobra.Command, o *pruneOptions) {
@@ -86,13 +93,24 @@ func (o *pruneOptions) repoOptions() (repo.PruneOptions, error) {
 // forget is about to remove (only in a dry run, where they still exist):
 // they count as gone, and the files only they hold are listed.
 func (g *globals) runPrune(ctx context.Context, r *repo.Repository, o *pruneOptions, removed []*snapshot.Snapshot) error {
-	po, err := o.repoOptions()
+	plan, lost, err := g.pruneRepo(ctx, r, o, removed)
 	if err != nil {
 		return err
 	}
+	return g.printPrune(plan, lost, o, removed)
+}
+
+// pruneRepo is the body of prune: it plans and (unless o.dryRun) carries
+// out the prune of r, which the caller has locked, and prints nothing. For
+// removed see runPrune.
+func (g *globals) pruneRepo(ctx context.Context, r *repo.Repository, o *pruneOptions, removed []*snapshot.Snapshot) (*repo.PrunePlan, []snapshot.LostFile, error) {
+	po, err := o.repoOptions()
+	if err != nil {
+		return nil, nil, err
+	}
 	all, err := snapshot.List(ctx, r)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	gone := map[string]bool{}
 	for _, s := range removed {
@@ -106,26 +124,31 @@ func (g *globals) runPrune(ctx context.Context, r *repo.Repository, o *pruneOpti
 	}
 	used, err := snapshot.UsedBlobs(ctx, r, kept)
 	if err != nil {
-		return fmt.Errorf("prune: %w", err)
+		return nil, nil, fmt.Errorf("prune: %w", err)
 	}
 	plan, err := r.PlanPrune(ctx, used, po)
 	if err != nil {
-		return fmt.Errorf("prune: %w", err)
+		return nil, nil, fmt.Errorf("prune: %w", err)
 	}
 	var lost []snapshot.LostFile
 	if len(removed) > 0 {
 		if lost, err = snapshot.LostFiles(ctx, r, removed, used); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if err := g.useNames(r, removed...); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if !o.dryRun {
 		if err := r.Prune(ctx, plan, nil); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
+	return plan, lost, nil
+}
+
+// printPrune reports what pruneRepo did or would do.
+func (g *globals) printPrune(plan *repo.PrunePlan, lost []snapshot.LostFile, o *pruneOptions, removed []*snapshot.Snapshot) error {
 	if g.json {
 		return printJSON(g.stdout, map[string]any{
 			"message_type": "prune", "dry_run": o.dryRun,

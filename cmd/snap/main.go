@@ -63,6 +63,8 @@ type globals struct {
 
 	namesMode string     // --names: how encrypted eCryptfs names are shown
 	nameMap   *names.Map // the local name map in use, if any
+
+	jobs jobOptions // --config and --job (cmd_run.go)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -86,6 +88,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pf.StringVar(&g.remote.sshCommand, "ssh-command", "ssh", "ssh program and options for sftp: repositories (snap appends [-p PORT] [USER@]HOST -s sftp)")
 	pf.StringVar(&g.remote.s3Region, "s3-region", "", "region of the bucket of s3: repositories (default: ask the server)")
 	pf.IntVar(&g.remote.connections, "connections", 5, "operations at once on an sftp: or s3: repository")
+	pf.Int64Var(&g.remote.limitUpload, "limit-upload", 0, "limit uploads to a remote repository to `KIB` per second (0: no limit)")
+	pf.Int64Var(&g.remote.limitDownload, "limit-download", 0, "limit downloads from a remote repository to `KIB` per second (0: no limit)")
+	pf.StringVar(&g.jobs.configFlag, "config", "", "config file of jobs (default $SNAP_CONFIG, else ~/.config/snap/config.toml, else for root /etc/snap/config.toml)")
+	pf.StringVar(&g.jobs.name, "job", "", "take the repository and the job's defaults from job `NAME` of the config file")
+	root.PersistentPreRunE = g.applyJob
 	root.AddCommand(
 		initCmd(g),
 		createCmd(g),
@@ -103,6 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		dumpCmd(g),
 		copyCmd(g),
 		mountCmd(g),
+		runCmd(g),
+		scheduleCmd(g),
+		statusCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

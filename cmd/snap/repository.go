@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"snap/internal/backend"
+	"snap/internal/backend/limit"
 	"snap/internal/backend/local"
 	"snap/internal/backend/objlock"
 	"snap/internal/backend/retry"
@@ -28,6 +29,8 @@ type remoteOptions struct {
 	sshCommand  string // --ssh-command: ssh program and options for sftp
 	s3Region    string // --s3-region
 	connections int    // --connections: operations at once on a remote backend
+	// --limit-upload, --limit-download: KiB/s, 0 for no limit
+	limitUpload, limitDownload int64
 }
 
 // repoLocation is a resolved repository location.
@@ -139,7 +142,8 @@ func (g *globals) resolveRemote(ctx context.Context, loc string) (*repoLocation,
 		be.Close()
 		return nil, err
 	}
-	return &repoLocation{be: be, indexPath: filepath.Join(dir, "index.db"), remote: true}, nil
+	limited := limit.New(be, g.remote.limitUpload*1024, g.remote.limitDownload*1024)
+	return &repoLocation{be: limited, indexPath: filepath.Join(dir, "index.db"), remote: true}, nil
 }
 
 // cacheRoot is $XDG_CACHE_HOME/snap (default ~/.cache/snap), created 0700
