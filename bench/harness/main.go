@@ -31,7 +31,8 @@ var corpusMiB = map[string]int64{"tiny": 20, "small": 200, "large": 2000}
 
 type harness struct {
 	data      string // work dir for trees, repos, restores, tool state, logs
-	tree      string // the corpus; every tool backs up this one path
+	home      string // the generated home directory (corpus gen)
+	tree      string // what every tool backs up: home, or with -corpus cipher the current rep's lower tree
 	corpusBin string
 	tools     []*tool
 	reps      int
@@ -41,6 +42,11 @@ type harness struct {
 	failLogs  string // where logs of failed runs are copied
 	repos     map[string]*repo
 	results   []*Result
+
+	// -corpus cipher only (cipher.go)
+	xattr       bool   // headers in the user.ecryptfs xattr (ecryptfs-gen -xattr)
+	ecryptfsBin string // bench/ecryptfs-gen
+	changes     []lowerChange
 }
 
 func run() error {
@@ -52,7 +58,9 @@ func run() error {
 	out := flag.String("out", "", "results directory for table.md and runs.tsv; required")
 	commit := flag.String("commit", "unknown", "commit being measured, for the header")
 	seed := flag.Uint64("seed", 1, "corpus seed")
-	rounds := flag.Int("rounds", 10, "edit/backup rounds before forget+prune")
+	rounds := flag.Int("rounds", 0, "edit/backup rounds: before forget+prune (home, default 10), or each measured (cipher, default 5)")
+	corpusKind := flag.String("corpus", "home", "what the tools back up: home (the generated home directory) or cipher (its eCryptfs lower tree, edited with ecryptfs-gen -mutate)")
+	xattr := flag.Bool("xattr", false, "with -corpus cipher: headers in the user.ecryptfs xattr (mount option ecryptfs_xattr_metadata)")
 	verify := flag.String("verify", "full", "check restores: full (contents), meta (sizes, mtimes), none")
 	settle := flag.Duration("settle", -1, "wait until this long after the last bench cleanup before creating files (-1: 7m, or 0 for tiny)")
 	flag.Parse()
@@ -63,16 +71,37 @@ func run() error {
 	if _, ok := corpusMiB[*size]; !ok {
 		return fmt.Errorf("unknown size %q", *size)
 	}
-	if *reps < 1 || *rounds < 4 {
-		return fmt.Errorf("need -reps >= 1 and -rounds >= 4")
+	cipher := *corpusKind == "cipher"
+	if !cipher && *corpusKind != "home" {
+		return fmt.Errorf("unknown -corpus %q: want home or cipher", *corpusKind)
+	}
+	if *xattr && !cipher {
+		return fmt.Errorf("-xattr needs -corpus cipher")
+	}
+	minRounds, defRounds := 4, 10
+	if cipher {
+		minRounds, defRounds = 3, 5
+	}
+	if *rounds == 0 {
+		*rounds = defRounds
+	}
+	if *reps < 1 || *rounds < minRounds {
+		return fmt.Errorf("need -reps >= 1 and -rounds >= %d", minRounds)
 	}
 
 	h := &harness{data: filepath.Join(*work, "data"), reps: *reps, rounds: *rounds, seed: *seed,
-		verify: *verify, failLogs: filepath.Join(*out, "failed-logs"), repos: map[string]*repo{}}
-	h.tree = filepath.Join(h.data, "tree", "home")
+		verify: *verify, failLogs: filepath.Join(*out, "failed-logs"), repos: map[string]*repo{},
+		xattr: *xattr}
+	h.home = filepath.Join(h.data, "tree", "home")
+	h.tree = h.home
 	var err error
 	if h.corpusBin, err = findBin(*bin, "corpus"); err != nil {
 		return err
+	}
+	if cipher {
+		if h.ecryptfsBin, err = findBin(*bin, "ecryptfs-gen"); err != nil {
+			return err
+		}
 	}
 	for _, name := range strings.Split(*toolList, ",") {
 		t, ok := tools[strings.TrimSpace(name)]
@@ -95,7 +124,7 @@ func run() error {
 	if ents, _ := os.ReadDir(h.data); len(ents) > 0 {
 		return fmt.Errorf("%s is not empty", h.data)
 	}
-	if err := checkSpace(*work, *size, *reps, len(h.tools)); err != nil {
+	if err := checkSpace(*work, *size, *reps, len(h.tools), cipher, *rounds); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -108,7 +137,7 @@ func run() error {
 	}
 	waitSettle(*settle, *size)
 
-	genOut, err := exec.Command(h.corpusBin, "gen", "-size", *size, "-seed", fmt.Sprint(*seed), h.tree).CombinedOutput()
+	genOut, err := exec.Command(h.corpusBin, "gen", "-size", *size, "-seed", fmt.Sprint(*seed), h.home).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("corpus gen: %v\n%s", err, genOut)
 	}
@@ -118,7 +147,16 @@ func run() error {
 		return err
 	}
 
-	loadStart := loadavg()
+	info := reportInfo{size: *size, reps: *reps, commit: *commit, corpus: "`corpus gen` → " + corpusLine}
+	for _, t := range h.tools {
+		info.tools = append(info.tools, t.name)
+		info.versions = append(info.versions, version(t))
+	}
+	if cipher {
+		return h.runCipher(info, *out)
+	}
+
+	info.loadStart = loadavg()
 	start := time.Now()
 	for rep := 1; rep <= h.reps; rep++ {
 		if err := h.rep(rep); err != nil {
@@ -132,28 +170,33 @@ func run() error {
 	}
 	logf("all scenarios done in %s", time.Since(start).Round(time.Second))
 
-	info := reportInfo{loadStart: loadStart, loadEnd: loadavg(), size: *size, reps: *reps, commit: *commit, corpus: "`corpus gen` → " + corpusLine,
-		date: time.Now().Format("2006-01-02 15:04 MST"),
-		cacheNote: "warm. Right before every timed command the corpus (for backups, find, cp -a, tar) and the " +
-			"tool's repository and cache directory (for backups, restores, prune) were read with " +
-			"`tar -cf - … | cat >/dev/null`, then sync(1) ran. Every repository and restore directory is fresh, " +
-			"nothing is deleted before a timed command, and the order of the tools rotates between repetitions."}
-	for _, t := range h.tools {
-		info.tools = append(info.tools, t.name)
-		info.versions = append(info.versions, version(t))
-	}
+	info.loadEnd = loadavg()
+	info.date = time.Now().Format("2006-01-02 15:04 MST")
+	info.cacheNote = "warm. Right before every timed command the corpus (for backups, find, cp -a, tar) and the " +
+		"tool's repository and cache directory (for backups, restores, prune) were read with " +
+		"`tar -cf - … | cat >/dev/null`, then sync(1) ran. Every repository and restore directory is fresh, " +
+		"nothing is deleted before a timed command, and the order of the tools rotates between repetitions."
 	var table bytes.Buffer
 	writeTable(&table, info, h.results)
 	var tsv bytes.Buffer
 	writeTSV(&tsv, h.results)
-	if err := os.WriteFile(filepath.Join(*out, "table.md"), table.Bytes(), 0o644); err != nil {
-		return err
+	return writeResults(*out, table.Bytes(), map[string][]byte{"runs.tsv": tsv.Bytes()})
+}
+
+// writeResults writes table.md and the other files into the results
+// directory and prints the table.
+func writeResults(out string, table []byte, files map[string][]byte) error {
+	files["table.md"] = table
+	var names []string
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
+			return err
+		}
+		names = append(names, filepath.Join(out, name))
 	}
-	if err := os.WriteFile(filepath.Join(*out, "runs.tsv"), tsv.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Print(table.String())
-	logf("wrote %s and %s", filepath.Join(*out, "table.md"), filepath.Join(*out, "runs.tsv"))
+	slices.Sort(names)
+	fmt.Print(string(table))
+	logf("wrote %s", strings.Join(names, ", "))
 	return nil
 }
 
@@ -164,7 +207,7 @@ func logf(format string, args ...any) {
 // checkSpace refuses to start when the disk cannot hold the run: the
 // corpus, every repetition's repositories and restores, which are all kept
 // until the end so nothing is deleted right before a timed command.
-func checkSpace(work, size string, reps, ntools int) error {
+func checkSpace(work, size string, reps, ntools int, cipher bool, rounds int) error {
 	var st syscall.Statfs_t
 	dir := work
 	for {
@@ -179,6 +222,12 @@ func checkSpace(work, size string, reps, ntools int) error {
 	// Per rep: one repository per tool (at most ~1.5× the corpus with rsync's
 	// changed trees) and one restore per tool plus cp -a.
 	need := corpusMiB[size] * (2 + int64(reps)*(int64(ntools)*5/2+1))
+	if cipher {
+		// Per rep: a lower tree (≈1.8× the corpus, incompressible) and one
+		// repository of it per tool, and rsync copies the edited disk
+		// image and database whole every round.
+		need = corpusMiB[size] * (1 + int64(reps)*(2+2*int64(ntools)+int64(rounds)))
+	}
 	if free < need {
 		return fmt.Errorf("%s has %d MiB free, the run needs about %d MiB", work, free, need)
 	}
@@ -296,15 +345,8 @@ func (h *harness) rep(rep int) error {
 		if !ok || !slices.Contains(h.tools, t) {
 			continue
 		}
-		r := &repo{dir: filepath.Join(h.data, "repos", name+"-r"+fmt.Sprint(rep)),
-			state: filepath.Join(h.data, "state", name+"-r"+fmt.Sprint(rep))}
-		if err := os.MkdirAll(r.state, 0o755); err != nil {
+		if _, err := h.newRepo(t, rep); err != nil {
 			return err
-		}
-		t.setup(t, r)
-		h.repos[fmt.Sprintf("%s-r%d", name, rep)] = r
-		if err := runQuiet(t.init(t, r), filepath.Join(h.data, "logs", logName("init", name, rep, ""))); err != nil {
-			return fmt.Errorf("%s init: %w", name, err)
 		}
 		if err := h.backup(rep, i, "initial", t); err != nil {
 			return err
@@ -362,6 +404,21 @@ func (h *harness) rep(rep int) error {
 		}
 	}
 	return nil
+}
+
+// newRepo creates t's fresh repository for rep (init is not timed).
+func (h *harness) newRepo(t *tool, rep int) (*repo, error) {
+	r := &repo{dir: filepath.Join(h.data, "repos", t.name+"-r"+fmt.Sprint(rep)),
+		state: filepath.Join(h.data, "state", t.name+"-r"+fmt.Sprint(rep)), xattrs: h.xattr}
+	if err := os.MkdirAll(r.state, 0o755); err != nil {
+		return nil, err
+	}
+	t.setup(t, r)
+	h.repos[fmt.Sprintf("%s-r%d", t.name, rep)] = r
+	if err := runQuiet(t.init(t, r), filepath.Join(h.data, "logs", logName("init", t.name, rep, ""))); err != nil {
+		return nil, fmt.Errorf("%s init: %w", t.name, err)
+	}
+	return r, nil
 }
 
 // checkRestore records the restored size and compares the restored tree

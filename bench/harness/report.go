@@ -144,9 +144,10 @@ func machine() string {
 	return fmt.Sprintf("%s, %d cores%s, Linux %s", model, runtime.NumCPU(), mem, strings.TrimSpace(string(kernel)))
 }
 
-// writeTable prints the Markdown report.
-func writeTable(w io.Writer, info reportInfo, results []*Result) {
-	fmt.Fprintf(w, "# snap benchmark: %s corpus, %d rep(s)\n\n", info.size, info.reps)
+// writeHeader prints the title and the context of a report: machine,
+// commit, corpus, tool versions, cache state and the load during the run.
+func writeHeader(w io.Writer, title string, info reportInfo, results []*Result) {
+	fmt.Fprintf(w, "# snap benchmark: %s\n\n", title)
 	fmt.Fprintf(w, "Machine: %s. Date: %s. Commit: %s.\n\n", machine(), info.date, info.commit)
 	fmt.Fprintf(w, "Corpus: %s.\n\n", info.corpus)
 	fmt.Fprintf(w, "Tools: %s.\n\n", strings.Join(info.versions, "; "))
@@ -163,6 +164,11 @@ func writeTable(w io.Writer, info reportInfo, results []*Result) {
 		fmt.Fprintf(w, "**Warning:** other processes were running (load up to %.2f on %d cores); wall times are "+
 			"inflated and unreliable, CPU times less so. Rerun on an idle machine.\n\n", peak, runtime.NumCPU())
 	}
+}
+
+// writeTable prints the Markdown report.
+func writeTable(w io.Writer, info reportInfo, results []*Result) {
+	writeHeader(w, fmt.Sprintf("%s corpus, %d rep(s)", info.size, info.reps), info, results)
 	fmt.Fprintln(w, "| scenario | tool | ok/runs | wall s | user s | CPU s | sync s | RSS MiB | read MiB | written MiB | size MiB | added MiB | snap/tool wall | snap/tool size |")
 	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	var notes []string

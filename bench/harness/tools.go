@@ -16,6 +16,10 @@ type repo struct {
 	state string   // the tool's cache/config directory, kept apart from $HOME
 	env   []string // environment for every command on this repository
 	snaps []string // snapshot names, oldest first (borg archives, rsync trees)
+	// xattrs asks rsync for -X: an eCryptfs tree written with
+	// ecryptfs_xattr_metadata keeps every file's header in an xattr, which
+	// restic, borg and snap back up by default.
+	xattrs bool
 }
 
 // tool drives one backup program. Commands are built, not run, so the
@@ -118,6 +122,9 @@ var tools = map[string]*tool{
 		},
 		backup: func(t *tool, r *repo, tree, name string) command {
 			args := []string{"-aH"}
+			if r.xattrs {
+				args = append(args, "-X")
+			}
 			if n := len(r.snaps); n > 0 {
 				args = append(args, "--link-dest="+filepath.Join(r.dir, r.snaps[n-1]))
 			}
