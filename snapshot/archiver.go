@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"snap/chunk"
+	"snap/index"
 	"snap/internal/ecryptfs"
 	"snap/internal/fsdir"
 	"snap/repo"
@@ -256,7 +257,7 @@ func (a *archiver) saveRoot(ctx context.Context) (chunk.ID, error) {
 			failed[i].Store(true)
 			continue
 		}
-		if err := a.saveEntry(ctx, parentDir, base, name, p, &st, st.Dev, &nodes[i], parentNodes[name], &failed[i], &wg); err != nil {
+		if err := a.saveEntry(ctx, parentDir, base, name, p, &st, st.Dev, &nodes[i], parentNodes[name], nil, &failed[i], &wg); err != nil {
 			return chunk.ID{}, err
 		}
 	}
@@ -290,7 +291,7 @@ func (a *archiver) sameInode(n, p *Node) bool {
 
 // saveEntry fills node for the entry name of dir. Directories are saved
 // before it returns; regular files may be queued, with wg tracking them.
-func (a *archiver) saveEntry(ctx context.Context, dir *fsdir.Dir, name, nodeName, path string, st *unix.Stat_t, rootDev uint64, node *Node, parent *Node, failed *atomic.Bool, wg *sync.WaitGroup) error {
+func (a *archiver) saveEntry(ctx context.Context, dir *fsdir.Dir, name, nodeName, path string, st *unix.Stat_t, rootDev uint64, node *Node, parent *Node, present map[chunk.ID]bool, failed *atomic.Bool, wg *sync.WaitGroup) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -342,7 +343,7 @@ func (a *archiver) saveEntry(ctx context.Context, dir *fsdir.Dir, name, nodeName
 		if ecryptfs.IsEncryptedName(name) {
 			a.sum.encNames.Add(1)
 		}
-		if a.unchanged(node, parent) {
+		if a.unchanged(node, parent, present) {
 			node.Content, node.Holes = parent.Content, parent.Holes
 			node.ListDepth, node.Lists = parent.ListDepth, parent.Lists
 			a.sum.filesUnchanged.Add(1)
@@ -364,7 +365,7 @@ func (a *archiver) saveEntry(ctx context.Context, dir *fsdir.Dir, name, nodeName
 
 // unchanged reports whether the parent's content list can be reused without
 // reading the file: same size, mtime, ctime and inode, and every blob present.
-func (a *archiver) unchanged(n, p *Node) bool {
+func (a *archiver) unchanged(n, p *Node, present map[chunk.ID]bool) bool {
 	if p == nil || p.Type != TypeFile || a.opts.Force || n.Size != p.Size || !n.MTime.Equal(p.MTime) {
 		return false
 	}
@@ -372,11 +373,49 @@ func (a *archiver) unchanged(n, p *Node) bool {
 		return false
 	}
 	for _, id := range p.Content {
-		if ok, err := a.r.Known(id); err != nil || !ok {
+		if present != nil {
+			if !present[id] {
+				return false
+			}
+		} else if ok, err := a.r.Known(id); err != nil || !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// presentContent checks in one index transaction which content blobs of the
+// parent's files are still in the repository, so that reusing an unchanged
+// file costs no index lookup of its own.
+func (a *archiver) presentContent(names []string, parent map[string]*Node) map[chunk.ID]bool {
+	var ids []chunk.ID
+	for _, name := range names {
+		if p := parent[name]; p != nil && p.Type == TypeFile {
+			ids = append(ids, p.Content...)
+		}
+	}
+	present := make(map[chunk.ID]bool, len(ids))
+	if len(ids) == 0 {
+		return present
+	}
+	var notIndexed []chunk.ID
+	err := a.r.Index().LookupMany(ids, func(i int, _ index.Location, found bool) error {
+		if found {
+			present[ids[i]] = true
+		} else {
+			notIndexed = append(notIndexed, ids[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil // fall back to one lookup per blob
+	}
+	for _, id := range notIndexed {
+		if ok, err := a.r.Known(id); err == nil && ok { // stored earlier in this run
+			present[id] = true
+		}
+	}
+	return present
 }
 
 // excludedContents reports whether a directory is marked to be backed up
@@ -416,6 +455,7 @@ func (a *archiver) saveDir(ctx context.Context, d *fsdir.Dir, path string, node 
 	if !a.opts.Force {
 		parentNodes = a.loadParent(ctx, parentTree)
 	}
+	present := a.presentContent(names, parentNodes)
 	nodes := make([]Node, len(names))
 	failed := make([]atomic.Bool, len(names))
 	var wg sync.WaitGroup
@@ -435,7 +475,7 @@ func (a *archiver) saveDir(ctx context.Context, d *fsdir.Dir, path string, node 
 			failed[i].Store(true)
 			continue
 		}
-		if err := a.saveEntry(ctx, d, name, name, p, &st, rootDev, &nodes[i], parentNodes[name], &failed[i], &wg); err != nil {
+		if err := a.saveEntry(ctx, d, name, name, p, &st, rootDev, &nodes[i], parentNodes[name], present, &failed[i], &wg); err != nil {
 			wg.Wait()
 			return err
 		}
