@@ -212,6 +212,7 @@ func (g *globals) createPrepare(o *createOptions, args []string) (*createInput, 
 	if !o.iKnow {
 		g.warnSecrets(paths, excl)
 	}
+	excl = g.excludeOwnRepository(paths, excl)
 	host := o.host
 	if host == "" {
 		host, _ = os.Hostname()
@@ -302,6 +303,30 @@ func (g *globals) recordNames(ctx context.Context, r *repo.Repository, sn *snaps
 	if !g.quiet && !g.json {
 		fmt.Fprintf(g.stderr, "snap: recorded the cleartext names of %d entries in the local name map (never sent to the repository)\n", n)
 	}
+}
+
+// excludeOwnRepository leaves a local repository out of a backup that
+// contains it (backing up / into /mnt/backup/repo): backing up the
+// repository into itself would only grow it on every run.
+func (g *globals) excludeOwnRepository(paths []string, excl func(string, bool) bool) func(string, bool) bool {
+	if g.repo == "" || strings.Contains(g.repo, ":") {
+		return excl
+	}
+	repoDir, err := filepath.Abs(g.repo)
+	if err != nil {
+		return excl
+	}
+	for _, p := range paths {
+		if strings.HasPrefix(repoDir, strings.TrimSuffix(p, "/")+"/") {
+			if !g.quiet && !g.json {
+				fmt.Fprintf(g.stderr, "snap: note: the repository %s is inside %s; it is left out of the backup\n", repoDir, p)
+			}
+			return func(path string, isDir bool) bool {
+				return path == repoDir || excl != nil && excl(path, isDir)
+			}
+		}
+	}
+	return excl
 }
 
 // warnSecrets warns when a backup would carry the eCryptfs wrapped

@@ -291,3 +291,19 @@ func TestNoChangeIncrementalReadsNothing(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestRepositoryInsideSourceIsLeftOut(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	writeFiles(t, home, map[string]string{"notes.txt": "n"})
+	repo := filepath.Join(home, "backup-repo")
+	mustSnap(t, "init", "-r", repo)
+	r := mustSnap(t, "create", "-r", repo, home)
+	if !strings.Contains(r.stderr, "left out of the backup") {
+		t.Errorf("no note about the repository inside the source: %q", r.stderr)
+	}
+	out := t.TempDir()
+	mustSnap(t, "restore", "-r", repo, "latest", "--target", out)
+	if got := strings.Join(listTree(t, out), " "); got != "home home/notes.txt" {
+		t.Errorf("restored %q; the repository must not be in its own backup", got)
+	}
+}
