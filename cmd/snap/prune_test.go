@@ -314,60 +314,6 @@ func pruneFindBlob(t testing.TB, packs map[string]packOnDisk, id string) (packOn
 	return packOnDisk{}, trailerEntry{}
 }
 
-// pruneCompareExcept is compareTrees leaving out the entries in skip (paths
-// relative to the roots).
-func pruneCompareExcept(t testing.TB, want, got string, skip map[string]bool) {
-	t.Helper()
-	seen := map[string]bool{}
-	err := filepath.Walk(want, func(p string, wi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(want, p)
-		seen[rel] = true
-		if skip[rel] {
-			return nil
-		}
-		gp := filepath.Join(got, rel)
-		gi, err := os.Lstat(gp)
-		if err != nil {
-			t.Errorf("%s: missing from the restore: %v", rel, err)
-			return nil
-		}
-		if wi.Mode() != gi.Mode() {
-			t.Errorf("%s: mode %v, want %v", rel, gi.Mode(), wi.Mode())
-		}
-		if wi.Mode().Type() != os.ModeSymlink && rel != "." && !wi.ModTime().Equal(gi.ModTime()) {
-			t.Errorf("%s: mtime %v, want %v", rel, gi.ModTime(), wi.ModTime())
-		}
-		switch {
-		case wi.Mode().IsRegular():
-			if !sameContent(t, p, gp) {
-				t.Errorf("%s: content differs", rel)
-			}
-		case wi.Mode().Type() == os.ModeSymlink:
-			a, _ := os.Readlink(p)
-			b, _ := os.Readlink(gp)
-			if a != b {
-				t.Errorf("%s: link target %q, want %q", rel, b, a)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	filepath.Walk(got, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if rel, _ := filepath.Rel(got, p); !seen[rel] {
-			t.Errorf("%s: in the restore but not in the source", rel)
-		}
-		return nil
-	})
-}
-
 // pruneFileSizes sums the sizes of the regular files under dir and counts them.
 func pruneFileSizes(t testing.TB, dir string) (size, files int64) {
 	t.Helper()
@@ -900,7 +846,7 @@ func TestCheckRepairDamagedPack(t *testing.T) {
 		} else {
 			t.Logf("user.snap.damaged = %q", buf[:n])
 		}
-		pruneCompareExcept(t, states[orig], filepath.Join(o, "src"), map[string]bool{rel: true})
+		compareTreesExcept(t, states[orig], filepath.Join(o, "src"), map[string]bool{rel: true})
 	}
 	o := restoreScratchDir(t)
 	mustSnap(t, "restore", "-q", "-r", repo, idC, "--target", o)
