@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"snap/internal/flock"
 )
 
 // State is what a job's runs leave behind for the next run and for
@@ -202,44 +202,15 @@ func LockJob(ctx context.Context, dir, job string, wait time.Duration) (unlock f
 		return nil, fmt.Errorf("lock job %s: %w", job, err)
 	}
 	path := filepath.Join(dir, job+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := flock.Acquire(ctx, path, lockHolder{PID: os.Getpid(), Start: time.Now()}, wait)
+	var held *flock.HeldError
+	if errors.As(err, &held) {
+		be := &BusyError{Job: job, Waited: held.Waited}
+		be.Known = json.Unmarshal(held.Holder, &be.Holder) == nil && be.Holder.PID > 0
+		return nil, be
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock job %s: %w", job, err)
-	}
-	start := time.Now()
-	delay := 20 * time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock job %s: flock %s: %w", job, path, err)
-		}
-		waited := time.Since(start)
-		if waited >= wait {
-			be := &BusyError{Job: job, Waited: waited}
-			if wait == 0 {
-				be.Waited = 0
-			}
-			if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &be.Holder) == nil && be.Holder.PID > 0 {
-				be.Known = true
-			}
-			f.Close()
-			return nil, be
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(min(delay, wait-waited)):
-		}
-		delay = min(2*delay, time.Second)
-	}
-	data, _ := json.Marshal(lockHolder{PID: os.Getpid(), Start: time.Now()})
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt(data, 0) // best effort: only used to name the holder
 	}
 	return func() { f.Close() }, nil
 }

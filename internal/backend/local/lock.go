@@ -9,9 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"snap/internal/backend"
+	"snap/internal/flock"
 )
 
 // Lock takes flock(LOCK_EX) on locks/write. The kernel drops the lock when the
@@ -22,44 +21,15 @@ func (b *Backend) Lock(ctx context.Context, info backend.LockInfo, wait time.Dur
 		return nil, fmt.Errorf("lock %s: %w", b.dir, err)
 	}
 	path := filepath.Join(dir, "write")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := flock.Acquire(ctx, path, info, wait)
+	var held *flock.HeldError
+	if errors.As(err, &held) {
+		le := &backend.LockedError{Locator: b.dir, Waited: held.Waited}
+		le.Known = json.Unmarshal(held.Holder, &le.Holder) == nil
+		return nil, le
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", b.dir, err)
-	}
-	start := time.Now()
-	delay := 20 * time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: flock: %w", path, err)
-		}
-		waited := time.Since(start)
-		if waited >= wait {
-			le := &backend.LockedError{Locator: b.dir, Waited: waited}
-			if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &le.Holder) == nil {
-				le.Known = true
-			}
-			if wait == 0 {
-				le.Waited = 0
-			}
-			f.Close()
-			return nil, le
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(min(delay, wait-waited)):
-		}
-		delay = min(2*delay, time.Second)
-	}
-	data, _ := json.Marshal(info)
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt(data, 0) // best effort: only used to name the holder in messages
 	}
 	return f.Close, nil
 }
