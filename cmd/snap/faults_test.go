@@ -421,15 +421,7 @@ func TestFaultUnreadableFiles(t *testing.T) {
 // follow the machine's speed when other load comes and goes.
 func TestFaultKill9(t *testing.T) {
 	const iterations = 20
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SNAP_KILL_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SNAP_KILL_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("random seed %d (rerun with SNAP_KILL_SEED=%d)", seed, seed)
+	seed := testSeed(t, "SNAP_KILL_SEED")
 	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
 	// compareTrees allocates 2 MiB per file; collect less often.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))

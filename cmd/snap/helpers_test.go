@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // snapBin is the snap binary built once for the tests that run it as a
@@ -221,3 +223,20 @@ func skipUnlessRoot(t testing.TB) {
 
 // jsonUnmarshal decodes command output.
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// testSeed returns a seed for a randomized test: from the environment
+// variable env if set, else the clock. It is logged so a failure can be
+// replayed with env=SEED.
+func testSeed(t testing.TB, env string) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(env); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", env, s, err)
+		}
+		seed = v
+	}
+	t.Logf("random seed %d (rerun with %s=%d)", seed, env, seed)
+	return seed
+}

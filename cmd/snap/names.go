@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -19,14 +18,15 @@ const (
 	namesBoth   = "both"
 )
 
-// namesPath is where the local name map of a repository lives: in the user's
-// cache, never in the repository, so cleartext names stay on this machine.
+// namesPath is where the local name map of a repository lives: in the
+// repository's cache directory, never in the repository, so cleartext names
+// stay on this machine.
 func namesPath(repoID string) (string, error) {
-	dir, err := os.UserCacheDir()
+	dir, err := cacheDir(repoID)
 	if err != nil {
 		return "", fmt.Errorf("find the cache directory for the name map: %w", err)
 	}
-	return filepath.Join(dir, "snap", repoID, names.FileName), nil
+	return filepath.Join(dir, names.FileName), nil
 }
 
 // useNames prepares g.shown for paths of the given snapshots: when one of

@@ -354,15 +354,7 @@ func pruneFileSizes(t testing.TB, dir string) (size, files int64) {
 // clean prune, each once. The seed is logged; SNAP_PRUNE_SEED reruns one.
 func TestPruneKill9(t *testing.T) {
 	const kills, chain = 20, 4
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SNAP_PRUNE_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SNAP_PRUNE_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("random seed %d (rerun with SNAP_PRUNE_SEED=%d)", seed, seed)
+	seed := testSeed(t, "SNAP_PRUNE_SEED")
 	rng := rand.New(rand.NewPCG(seed, 0x7072756e65))
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 

@@ -32,9 +32,6 @@ func Open(path string) (*Dir, error) {
 	return &Dir{fd: fd, path: path}, nil
 }
 
-// Path returns the path the directory was reached by.
-func (d *Dir) Path() string { return d.path }
-
 // Join returns the path of an entry, for messages.
 func (d *Dir) Join(name string) string { return filepath.Join(d.path, name) }
 
@@ -78,16 +75,6 @@ func (d *Dir) Lstat(name string) (unix.Stat_t, error) {
 	err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil {
 		return st, d.err("lstat", name, err)
-	}
-	return st, nil
-}
-
-// Stat returns the metadata of the directory itself.
-func (d *Dir) Stat() (unix.Stat_t, error) {
-	var st unix.Stat_t
-	err := unix.Fstat(d.fd, &st)
-	if err != nil {
-		return st, d.err("stat", ".", err)
 	}
 	return st, nil
 }
@@ -230,17 +217,6 @@ func (d *Dir) Create(name string, mode uint32) (*os.File, error) {
 	})
 	if err != nil {
 		return nil, d.err("create", name, err)
-	}
-	return os.NewFile(uintptr(fd), d.Join(name)), nil
-}
-
-// OpenWrite opens an existing regular file for writing, refusing a symlink.
-func (d *Dir) OpenWrite(name string) (*os.File, error) {
-	fd, err := retryEINTR(func() (int, error) {
-		return unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	})
-	if err != nil {
-		return nil, d.err("open", name, err)
 	}
 	return os.NewFile(uintptr(fd), d.Join(name)), nil
 }
