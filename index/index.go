@@ -571,10 +571,10 @@ func (ix *Index) AddPacks(packs []PackInfo, blobs [][]pack.Blob) error {
 }
 
 // RemovePacks removes the packs ids and every blob entry that points into
-// them, in one transaction; unknown IDs are ignored. Because the index keeps
-// one location per blob, a blob that also has a copy in a remaining pack
-// drops out of the index too: a prune that repacks blobs should use
-// ReplacePacks.
+// them, in one transaction; unknown IDs are ignored. A blob that also has a
+// copy in a remaining pack stays indexed at that copy (see the dups bucket).
+// A prune that repacks blobs uses ReplacePacks, so the moved blobs point at
+// their new packs in the same transaction.
 func (ix *Index) RemovePacks(ids []chunk.ID) error {
 	return ix.ReplacePacks(ids, nil, nil)
 }
