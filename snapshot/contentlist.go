@@ -14,15 +14,16 @@ import (
 // content-list blobs (docs/FORMAT.md, tag 24), cut at content-defined places
 // among the IDs and stacked into levels. Editing one chunk of a large file
 // then rewrites one small list per level instead of the whole ID list in
-// the directory's tree blob: with 8 KiB ciphertext chunks, the inline list
-// of a 100 MiB database would add 400 KiB to every snapshot that saw it
-// change.
+// the directory's tree blob: with 4 KiB ciphertext chunks, the inline list
+// of a 100 MiB database would add 800 KiB to every snapshot that saw it
+// change. Lists average 1.25 KiB, so a day of scattered page writes into a
+// database rewrites about 1 KiB of lists per page written.
 const (
 	// inlineContentMax is the most chunk IDs kept inline in a node.
 	inlineContentMax = 128
-	listMin          = 32  // IDs per list blob, at least (but the last)
+	listMin          = 8   // IDs per list blob, at least (but the last)
 	listMax          = 512 // and at most
-	listCutMask      = 127 // a list ends after an ID whose cut value is this (average 128 IDs: 4 KiB)
+	listCutMask      = 31  // a list ends after an ID whose cut value is this (average 40 IDs: 1.25 KiB)
 	maxListDepth     = 8
 )
 

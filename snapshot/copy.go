@@ -59,7 +59,7 @@ func (c *Copier) tree(ctx context.Context, id chunk.ID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	nodes, err := LoadTree(ctx, c.src, id)
+	nodes, below, err := loadTree(ctx, c.src, id)
 	if err != nil {
 		return err
 	}
@@ -77,6 +77,13 @@ func (c *Copier) tree(ctx context.Context, id chunk.ID) error {
 		}
 	}
 	// The tree last: a tree in the destination means all below it is there.
+	// Its pages go first, the deepest level first (below lists the top
+	// index's children first).
+	for i := len(below) - 1; i >= 0; i-- {
+		if err := c.blob(ctx, pack.TreeBlob, below[i]); err != nil {
+			return err
+		}
+	}
 	return c.blob(ctx, pack.TreeBlob, id)
 }
 

@@ -55,7 +55,7 @@ func saveDumpTree(t *testing.T, r *repo.Repository) chunk.ID {
 	t.Helper()
 	d := dumpTree()
 	me := d["me"].(tdir)
-	contentTree := saveTree(t, r, tdir{"c": "hard"})
+	contentTree := saveTestTree(t, r, tdir{"c": "hard"})
 	nodes, err := LoadTree(context.Background(), r, contentTree)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func saveDumpTree(t *testing.T, r *repo.Repository) chunk.ID {
 		n.Content = nodes[0].Content
 		me[name] = n
 	}
-	return saveTree(t, r, d)
+	return saveTestTree(t, r, d)
 }
 
 func dump(t *testing.T, r *repo.Repository, tree chunk.ID, p, format string) []byte {
@@ -147,7 +147,7 @@ func countPAXTimes(h *tar.Header) int {
 
 func TestDumpRootAndArchivedFile(t *testing.T) {
 	r := newTestRepo(t)
-	tree := saveTree(t, r, tdir{"a": tdir{"f": "1"}, "b.txt": "2"})
+	tree := saveTestTree(t, r, tdir{"a": tdir{"f": "1"}, "b.txt": "2"})
 	for p, want := range map[string][]string{
 		"/":      {"a/", "a/f", "b.txt"},
 		"/b.txt": {"b.txt"}, // an explicit archive format archives a file too
@@ -224,7 +224,7 @@ func TestDumpErrors(t *testing.T) {
 	r := newTestRepo(t)
 	lost := Node{Type: TypeFile, Mode: 0o644, Size: 3, Content: []chunk.ID{chunk.Hash([]byte("not stored"))}}
 	short := Node{Type: TypeFile, Mode: 0o644, Size: 99}
-	tree := saveTree(t, r, tdir{"me": tdir{"lost": lost, "short": short, "ok": "fine"}})
+	tree := saveTestTree(t, r, tdir{"me": tdir{"lost": lost, "short": short, "ok": "fine"}})
 	for _, tc := range []struct {
 		path, format string
 		is           error

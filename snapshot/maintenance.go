@@ -28,9 +28,12 @@ func UsedBlobs(ctx context.Context, r *repo.Repository, snaps []*Snapshot) (repo
 		}
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		nodes, err := LoadTree(ctx, r, id)
+		nodes, below, err := loadTree(ctx, r, id)
 		if err != nil {
 			return nil, fmt.Errorf("read tree %s: %w; run 'snap check'", id.Short(), err)
+		}
+		for _, b := range below {
+			used.Add(b)
 		}
 		for i := range nodes {
 			for _, c := range nodes[i].Content {
@@ -126,10 +129,13 @@ func checkTree(ctx context.Context, r *repo.Repository, sn *Snapshot, id chunk.I
 	if !seen.Add(id) {
 		return nil
 	}
-	nodes, err := LoadTree(ctx, r, id)
+	nodes, below, err := loadTree(ctx, r, id)
 	if err != nil {
 		report(TreeProblem{sn, displayDir(dir), err})
 		return nil
+	}
+	for _, b := range below {
+		seen.Add(b) // loaded by loadTree already, so present
 	}
 	var ids []chunk.ID
 	var owners []string

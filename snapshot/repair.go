@@ -7,7 +7,6 @@ import (
 	"snap/chunk"
 	"snap/index"
 	"snap/repo"
-	"snap/repo/pack"
 )
 
 // DamagedXattr marks a file whose content was lost and replaced by nothing.
@@ -131,10 +130,5 @@ func (rp *Repairer) tree(ctx context.Context, id chunk.ID) (repaired, error) {
 }
 
 func (rp *Repairer) save(ctx context.Context, nodes []Node) (chunk.ID, error) {
-	data, err := EncodeTree(nodes)
-	if err != nil {
-		return chunk.ID{}, err
-	}
-	id, _, err := rp.r.SaveBlob(ctx, pack.TreeBlob, data)
-	return id, err
+	return saveTree(ctx, rp.r, nodes, nil)
 }

@@ -224,23 +224,45 @@ func Find(ctx context.Context, r *repo.Repository, name string, f Filter) (*Snap
 	return found, nil
 }
 
-// LoadTree loads and decodes a tree blob.
+// LoadTree loads and decodes a directory: its tree blob, its pages when it is
+// paged, and the content lists of its files.
 func LoadTree(ctx context.Context, r *repo.Repository, id chunk.ID) ([]Node, error) {
+	nodes, _, err := loadTree(ctx, r, id)
+	return nodes, err
+}
+
+// loadTree is LoadTree that also returns the IDs of the blobs below the
+// tree's top blob (the pages and index blobs of a paged tree), which
+// whoever keeps or copies the tree must keep or copy too.
+func loadTree(ctx context.Context, r *repo.Repository, id chunk.ID) ([]Node, []chunk.ID, error) {
 	data, err := r.LoadBlob(ctx, pack.TreeBlob, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return decodeTreeBlob(ctx, r, id, data)
 }
 
-// decodeTreeBlob decodes the bytes of tree id and expands its content lists.
-func decodeTreeBlob(ctx context.Context, r *repo.Repository, id chunk.ID, data []byte) ([]Node, error) {
-	nodes, err := DecodeTree(data)
+// DecodeTreeBlob decodes the bytes of the top blob of tree id as LoadTree
+// does, for a reader that loads tree blobs itself.
+func DecodeTreeBlob(ctx context.Context, r *repo.Repository, id chunk.ID, data []byte) ([]Node, error) {
+	nodes, _, err := decodeTreeBlob(ctx, r, id, data)
+	return nodes, err
+}
+
+func decodeTreeBlob(ctx context.Context, r *repo.Repository, id chunk.ID, data []byte) ([]Node, []chunk.ID, error) {
+	var nodes []Node
+	var below []chunk.ID
+	var err error
+	if len(data) > 0 && data[0] == treeIndexVersion {
+		nodes, below, err = expandTreePages(ctx, r, data)
+	} else {
+		nodes, err = DecodeTree(data)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+		return nil, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
 	}
 	if err := ExpandContentLists(ctx, r, nodes); err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+		return nil, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
 	}
-	return nodes, nil
+	return nodes, below, nil
 }

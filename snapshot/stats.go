@@ -81,9 +81,14 @@ func walkStats(ctx context.Context, r *repo.Repository, id chunk.ID, sizes map[c
 	if seen.Add(id) {
 		*added = append(*added, id)
 	}
-	nodes, err := LoadTree(ctx, r, id)
+	nodes, below, err := loadTree(ctx, r, id)
 	if err != nil {
 		return treeSize{}, err
+	}
+	for _, b := range below {
+		if seen.Add(b) {
+			*added = append(*added, b)
+		}
 	}
 	var s treeSize
 	for i := range nodes {

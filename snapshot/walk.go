@@ -153,7 +153,8 @@ func loadTreeFrom(ctx context.Context, r *repo.Repository, locs map[chunk.ID]ind
 	if err != nil {
 		return nil, err
 	}
-	return decodeTreeBlob(ctx, r, id, data)
+	nodes, _, err := decodeTreeBlob(ctx, r, id, data)
+	return nodes, err
 }
 
 // FindNode returns the node at slash path p inside the snapshot whose root

@@ -50,10 +50,10 @@ type tdir map[string]any
 
 type tlink string
 
-// saveTree stores d and everything below it, and returns its tree ID. File
+// saveTestTree stores d and everything below it, and returns its tree ID. File
 // content is cut into blobs of at most 1000 bytes, so that files of more
 // than one blob are easy to make.
-func saveTree(t *testing.T, r *repo.Repository, d tdir) chunk.ID {
+func saveTestTree(t *testing.T, r *repo.Repository, d tdir) chunk.ID {
 	t.Helper()
 	id := storeTree(t, r, d)
 	// Once per call: a flush fsyncs the pack.
@@ -131,7 +131,7 @@ func walkPaths(t *testing.T, r *repo.Repository, tree chunk.ID, prefix string, v
 
 func TestWalkOrderAndPrefix(t *testing.T) {
 	r := newTestRepo(t)
-	tree := saveTree(t, r, sampleTree())
+	tree := saveTestTree(t, r, sampleTree())
 	want := []string{"/me", "/me/a", "/me/a/x", "/me/a/y", "/me/a/y/deep.txt", "/me/b.txt", "/me/c", "/other.txt"}
 	for _, prefix := range []string{"", "/"} {
 		got, err := walkPaths(t, r, tree, prefix, nil)
@@ -153,7 +153,7 @@ func TestWalkOrderAndPrefix(t *testing.T) {
 
 func TestWalkSkipping(t *testing.T) {
 	r := newTestRepo(t)
-	tree := saveTree(t, r, sampleTree())
+	tree := saveTestTree(t, r, sampleTree())
 	boom := errors.New("boom")
 	for _, tc := range []struct {
 		name    string
@@ -183,7 +183,7 @@ func TestWalkSkipping(t *testing.T) {
 func TestWalkMissingSubtreeNamesPath(t *testing.T) {
 	r := newTestRepo(t)
 	ghost := Node{Type: TypeDir, Mode: 0o755, Subtree: chunk.Hash([]byte("never stored"))}
-	tree := saveTree(t, r, tdir{"me": tdir{"gone": ghost}})
+	tree := saveTestTree(t, r, tdir{"me": tdir{"gone": ghost}})
 	_, err := walkPaths(t, r, tree, "", nil)
 	if !errors.Is(err, repo.ErrBlobMissing) || !strings.Contains(err.Error(), "/me/gone") {
 		t.Fatalf("walk into a missing tree: %v; want ErrBlobMissing naming /me/gone", err)
@@ -195,7 +195,7 @@ func TestWalkMissingSubtreeNamesPath(t *testing.T) {
 
 func TestWalkStopsOnCancel(t *testing.T) {
 	r := newTestRepo(t)
-	tree := saveTree(t, r, sampleTree())
+	tree := saveTestTree(t, r, sampleTree())
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
 	err := Walk(ctx, r, tree, "", func(string, *Node) error {
@@ -211,7 +211,7 @@ func TestWalkStopsOnCancel(t *testing.T) {
 func TestFindNode(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRepo(t)
-	tree := saveTree(t, r, sampleTree())
+	tree := saveTestTree(t, r, sampleTree())
 	for p, want := range map[string]string{
 		"/me/a/x": "x", "me/a/x": "x", "/me/a/../b.txt": "b.txt", "/me/a/y/": "y", "//me//c": "c", "/other.txt": "other.txt",
 	} {
@@ -263,7 +263,7 @@ func search(t *testing.T, f *Finder, tree chunk.ID) []string {
 func TestFinderPatterns(t *testing.T) {
 	r := newTestRepo(t)
 	same := tdir{"x": "same", "README": "r"}
-	tree := saveTree(t, r, tdir{
+	tree := saveTestTree(t, r, tdir{
 		"me": tdir{
 			"a":     same,
 			"copy":  same, // the same tree ID as /me/a, at another path
@@ -301,7 +301,7 @@ func TestFinderPatterns(t *testing.T) {
 
 func TestFinderPrunesAnchoredPatterns(t *testing.T) {
 	r := newTestRepo(t)
-	tree := saveTree(t, r, tdir{"me": tdir{"doc.txt": "1", "big": tdir{"a": tdir{"b": tdir{}}}}, "other": tdir{"c": tdir{}}})
+	tree := saveTestTree(t, r, tdir{"me": tdir{"doc.txt": "1", "big": tdir{"a": tdir{"b": tdir{}}}}, "other": tdir{"c": tdir{}}})
 	f, err := NewFinder(r, []string{"/me/doc.txt"}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +342,7 @@ func TestFinderLoadsEachTreeOnce(t *testing.T) {
 		{"new.txt": "333", "more": tdir{"m": "m"}},
 	} {
 		me := tdir{"lib": lib, "work": extra}
-		roots = append(roots, saveTree(t, r, tdir{"me": me}))
+		roots = append(roots, saveTestTree(t, r, tdir{"me": me}))
 	}
 	// Distinct trees: 4 roots, 4 /me, 4 /me/work, 1 /me/work/more, and
 	// lib, l1, l2, g shared by all.

@@ -29,6 +29,7 @@ type createOptions struct {
 	parent      string
 	force       bool
 	ignoreCtime bool
+	atime       bool
 	ignoreInode bool
 	time        string
 
@@ -66,6 +67,7 @@ func newCreateCmd(g *globals) (*cobra.Command, *createOptions) {
 	f.StringVar(&o.parent, "parent", "", "snapshot to compare with (default: latest with the same host and paths)")
 	f.BoolVar(&o.force, "force", false, "read every file, even when unchanged since the parent")
 	f.BoolVar(&o.ignoreCtime, "ignore-ctime", false, "ignore ctime changes when looking for changed files")
+	f.BoolVar(&o.atime, "atime", false, "record the access times of files (off: reading a file would make the next backup rewrite its directory)")
 	f.BoolVar(&o.ignoreInode, "ignore-inode", false, "ignore inode changes when looking for changed files")
 	f.StringVar(&o.time, "time", "", "record this time instead of now (\"2006-01-02 15:04:05\", local time)")
 	f.StringArrayVarP(&o.exclude, "exclude", "e", nil, "leave out paths matching `PATTERN` (repeatable; ** and a leading / work as in restic)")
@@ -241,7 +243,7 @@ func (g *globals) createSnapshot(ctx context.Context, r *repo.Repository, o *cre
 	opts := snapshot.CreateOptions{
 		Paths: paths, Tags: o.tags, Host: host, Username: currentUser(), Time: at,
 		Parent: parent, ProgramVersion: version,
-		Force: o.force, IgnoreCtime: o.ignoreCtime, IgnoreInode: o.ignoreInode,
+		Force: o.force, IgnoreCtime: o.ignoreCtime, IgnoreInode: o.ignoreInode, ATime: o.atime,
 		Exclude: excl, ExcludeLargerThan: larger, ExcludeIfPresent: o.excludeIfPresent,
 		ExcludeCaches: o.excludeCaches, OneFileSystem: o.oneFileSystem,
 		OnNotice: func(path, msg string) {

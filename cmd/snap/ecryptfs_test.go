@@ -156,7 +156,7 @@ func TestECryptfsPageEditStoresLittle(t *testing.T) {
 	before := packBytes(t, repo)
 	s := create(t, repo, lower)
 	grown := packBytes(t, repo) - before
-	// The changed extent (stored in an 8 KiB piece), the rewritten header,
+	// The changed extent (a 4 KiB piece), the rewritten header,
 	// one content list, and the trees on the path: far from a whole-file copy.
 	if s.FilesChanged != 1 || grown > 40<<10 {
 		t.Errorf("a one-page edit changed %d files and grew the repository by %d bytes; want 1 file and < 40 KiB", s.FilesChanged, grown)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -182,7 +183,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 
 	repo := filepath.Join(t.TempDir(), "repo")
 	mustSnap(t, "init", "-r", repo)
-	r := mustSnap(t, "create", "-r", repo, src)
+	r := mustSnap(t, "create", "-r", repo, "--atime", src)
 	if !strings.Contains(r.stderr, "sock") || !strings.Contains(r.stderr, "socket") {
 		t.Errorf("no note about the skipped socket on stderr: %q", r.stderr)
 	}
@@ -262,4 +263,57 @@ func writeLong(t *testing.T, root string, n int, seg, name, data string) {
 	}
 	unix.Write(f, []byte(data))
 	unix.Close(f)
+}
+
+// TestATimeOnlyWhenAsked: by default reading a file between two backups
+// leaves the snapshot's trees as they were (no atime recorded) and restore
+// sets atime to mtime; with --atime the access time is kept.
+func TestATimeOnlyWhenAsked(t *testing.T) {
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	must(os.MkdirAll(filepath.Join(src, "d"), 0o755))
+	file := filepath.Join(src, "d", "f")
+	must(os.WriteFile(file, []byte("read me"), 0o644))
+	mtime := unix.NsecToTimespec(time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano())
+	setTimes := func(atime unix.Timespec) {
+		must(unix.UtimesNanoAt(unix.AT_FDCWD, file, []unix.Timespec{atime, mtime}, unix.AT_SYMLINK_NOFOLLOW))
+	}
+	setTimes(unix.NsecToTimespec(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()))
+
+	repo := filepath.Join(t.TempDir(), "repo")
+	mustSnap(t, "init", "-r", repo)
+	first := create(t, repo, src).SnapshotID
+	// Reading moves the atime (and only the atime: utimensat would move
+	// ctime too, which is a change a backup must see).
+	_, err := os.ReadFile(file)
+	must(err)
+	var st unix.Stat_t
+	must(unix.Lstat(file, &st))
+	later := st.Atim
+	if later.Sec < 1640995200 {
+		t.Skipf("reading %s left its atime at %v: the file system does not update atimes (noatime?)", file, later)
+	}
+	second := create(t, repo, src).SnapshotID
+	if a, b := pruneSnapshotTree(t, repo, first), pruneSnapshotTree(t, repo, second); a != b {
+		t.Errorf("an atime change alone gave a new root tree (%s, then %s)", a, b)
+	}
+	restoredATime := func(snap string) unix.Timespec {
+		out := t.TempDir()
+		mustSnap(t, "restore", "-r", repo, snap, "--target", out)
+		var st unix.Stat_t
+		must(unix.Lstat(filepath.Join(out, "src", "d", "f"), &st))
+		return st.Atim
+	}
+	if got := restoredATime(second); got != mtime {
+		t.Errorf("restored atime %v without --atime, want the mtime %v", got, mtime)
+	}
+	third := create(t, repo, "--atime", src).SnapshotID
+	if got := restoredATime(third); got != later {
+		t.Errorf("restored atime %v with --atime, want %v", got, later)
+	}
 }

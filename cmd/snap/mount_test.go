@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -192,6 +193,11 @@ func mountSource(t *testing.T) string {
 	must(os.WriteFile(filepath.Join(src, "hard1"), []byte("linked"), 0o644))
 	must(os.Link(filepath.Join(src, "hard1"), filepath.Join(src, "docs", "hard2")))
 	must(unix.Mkfifo(filepath.Join(src, "fifo"), 0o620))
+	// A directory large enough to be stored as a paged tree (FORMAT.md).
+	must(os.Mkdir(filepath.Join(src, "many"), 0o755))
+	for i := range 300 {
+		must(os.WriteFile(filepath.Join(src, "many", fmt.Sprintf("file-with-a-longer-name-%04d.txt", i)), fmt.Appendf(nil, "file %d\n", i), 0o644))
+	}
 	must(unix.Lsetxattr(filepath.Join(src, "docs", "a.txt"), "user.comment", []byte("kept"), 0))
 	must(unix.Lsetxattr(filepath.Join(src, "docs", "a.txt"), "user.bin", []byte{0, 1, 2, 255}, 0))
 	if os.Geteuid() == 0 {

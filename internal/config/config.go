@@ -69,7 +69,7 @@ type Job struct {
 
 	// The options of snap create, under the same names.
 	Exclude, IExclude, ExcludeFile, IExcludeFile, ExcludeIfPresent []string
-	ExcludeCaches, OneFileSystem                                   bool
+	ExcludeCaches, OneFileSystem, ATime                            bool
 	ExcludeLargerThan                                              string
 	Tags                                                           []string
 	// NamesFrom is the cleartext view of a ciphertext (eCryptfs lower)
@@ -121,6 +121,9 @@ func (j *Job) CreateFlags() []Flag {
 	}
 	if j.OneFileSystem {
 		add("one-file-system", "true")
+	}
+	if j.ATime {
+		add("atime", "true")
 	}
 	add("tag", j.Tags...)
 	if j.NamesFrom != "" {
@@ -484,7 +487,7 @@ func (p *parser) duration(key toml.Key, v any) time.Duration {
 var jobKeys = []string{
 	"repository", "sources", "exclude", "iexclude", "exclude-file", "iexclude-file",
 	"exclude-if-present", "exclude-caches", "exclude-larger-than", "one-file-system",
-	"tags", "names-from", "ssh-command", "every", "retention",
+	"atime", "tags", "names-from", "ssh-command", "every", "retention",
 	"prune-every", "max-unused", "max-repack-size", "check-every", "check-subset-parts",
 	"before", "after", "on-failure", "hook-timeout",
 }
@@ -583,6 +586,8 @@ func (p *parser) job(name string, v any) *Job {
 			j.ExcludeCaches = p.boolean(kk, v)
 		case "one-file-system":
 			j.OneFileSystem = p.boolean(kk, v)
+		case "atime":
+			j.ATime = p.boolean(kk, v)
 		case "exclude-larger-than", "max-repack-size":
 			if s, ok := p.str(kk, v); ok {
 				if _, err := pattern.ParseSize(s); err != nil {

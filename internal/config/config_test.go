@@ -149,6 +149,7 @@ after = ["sync", "umount /mnt"]
 hook-timeout = "90s"
 check-every = "2w"
 ssh-command = "ssh -i key"
+atime = true
 
 [jobs.a.retention]
 keep-last = "unlimited"
@@ -175,6 +176,9 @@ keep-tag = ["keep", "a,b"]
 	want := []Flag{{"keep-last", "unlimited"}, {"keep-within-daily", "7d"}, {"keep-tag", "keep"}, {"keep-tag", "a,b"}}
 	if !slices.Equal(j.Retention, want) {
 		t.Errorf("retention %v, want %v", j.Retention, want)
+	}
+	if !slices.Contains(j.CreateFlags(), Flag{"atime", "true"}) {
+		t.Errorf("create flags %v lack atime", j.CreateFlags())
 	}
 	if j.Every != nil || j.PruneEvery != 0 {
 		t.Errorf("unset keys: every %v, prune-every %v", j.Every, j.PruneEvery)

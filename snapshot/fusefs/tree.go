@@ -136,14 +136,10 @@ func (d *treeDir) load() ([]snapshot.Node, syscall.Errno) {
 		return nil, errno(err)
 	}
 	d.loc, d.hasLoc = loc, true
-	nodes, err := snapshot.DecodeTree(data)
+	// Reads the pages of a paged tree and the content lists of large files.
+	nodes, err := snapshot.DecodeTreeBlob(ctx, d.fsys.r, d.tree, data)
 	if err != nil {
-		d.fsys.opts.Logf("read directory %s: tree %s: %v; run 'snap check'", d.path(), d.tree.Short(), err)
-		return nil, syscall.EIO
-	}
-	// A file with many blobs keeps their IDs in content-list blobs.
-	if err := snapshot.ExpandContentLists(ctx, d.fsys.r, nodes); err != nil {
-		d.fsys.opts.Logf("read directory %s: %v", d.path(), err)
+		d.fsys.opts.Logf("read directory %s: %v; run 'snap check'", d.path(), err)
 		return nil, errno(err)
 	}
 	var subs []chunk.ID
