@@ -84,6 +84,10 @@ type archiver struct {
 	}
 	jobs  chan fileJob
 	blobs chan blobJob
+	// dirSlots bounds the directories walked in goroutines of their own, in
+	// addition to the walk itself: a walk of unchanged files is syscalls
+	// and tree decoding, which one core cannot keep up with.
+	dirSlots chan struct{}
 
 	errOnce sync.Once
 	err     error
@@ -141,8 +145,9 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := &archiver{r: r, opts: opts, ids: newIDNames(), cancel: cancel,
-		jobs:  make(chan fileJob, 4*opts.Workers),
-		blobs: make(chan blobJob, runtime.NumCPU()),
+		jobs:     make(chan fileJob, 4*opts.Workers),
+		blobs:    make(chan blobJob, runtime.NumCPU()),
+		dirSlots: make(chan struct{}, 2*runtime.NumCPU()),
 	}
 	var workers, savers sync.WaitGroup
 	for i := 0; i < opts.Workers; i++ {
@@ -336,9 +341,25 @@ func (a *archiver) saveEntry(ctx context.Context, dir *fsdir.Dir, name, nodeName
 			failed.Store(true)
 			return nil
 		}
-		defer sub.Close()
 		skip := a.opts.OneFileSystem && st.Dev != rootDev
-		return a.saveDir(ctx, sub, path, node, parentTree, rootDev, skip)
+		select {
+		case a.dirSlots <- struct{}{}:
+			// A free slot: walk the directory alongside; saveDir of the
+			// directory holding it waits for it through wg.
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-a.dirSlots }()
+				defer sub.Close()
+				if err := a.saveDir(ctx, sub, path, node, parentTree, rootDev, skip); err != nil {
+					a.fail(err)
+				}
+			}()
+			return nil
+		default:
+			defer sub.Close()
+			return a.saveDir(ctx, sub, path, node, parentTree, rootDev, skip)
+		}
 	case TypeSymlink:
 		if parent != nil && a.sameInode(node, parent) {
 			node.LinkTarget = parent.LinkTarget
@@ -495,12 +516,41 @@ func (a *archiver) saveDir(ctx context.Context, d *fsdir.Dir, path string, node 
 		}
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err // a subdirectory failed, or the run was interrupted
+	}
+	if a.sameAsParent(nodes, failed, parentNodes) {
+		// Nothing changed: the parent's tree (just read, so present) is this
+		// directory's tree, without encoding, hashing and looking it up again.
+		node.Subtree = parentTree
+		return nil
+	}
 	id, err := a.saveTree(ctx, nodes, failed)
 	if err != nil {
 		return err
 	}
 	node.Subtree = id
 	return nil
+}
+
+// sameAsParent reports whether the saved entries of a directory are exactly
+// the parent snapshot's.
+func (a *archiver) sameAsParent(nodes []Node, failed []atomic.Bool, parent map[string]*Node) bool {
+	if parent == nil {
+		return false
+	}
+	n := 0
+	for i := range nodes {
+		if failed[i].Load() || nodes[i].Type == 0 {
+			continue
+		}
+		p := parent[nodes[i].Name]
+		if p == nil || !sameNode(&nodes[i], p) {
+			return false
+		}
+		n++
+	}
+	return n == len(parent)
 }
 
 // saveTree drops failed entries, encodes the directory and stores it.

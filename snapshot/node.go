@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -125,6 +126,36 @@ var ErrBadTree = errors.New("invalid tree")
 // only such names, so a crafted tree cannot escape the target directory.
 func ValidName(name string) bool {
 	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+}
+
+// sameNode reports whether a and b encode to the same bytes: every field
+// of the format is equal (ListBlobs, which LoadTree derives, is not one).
+// Content is compared only for files that keep it inline: with content
+// lists, equal lists mean equal content.
+func sameNode(a, b *Node) bool {
+	if a.Name != b.Name || a.Type != b.Type || a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID ||
+		a.User != b.User || a.Group != b.Group || !sameTime(a.MTime, b.MTime) || !sameTime(a.ATime, b.ATime) ||
+		!sameTime(a.CTime, b.CTime) || a.Inode != b.Inode || a.Device != b.Device || a.Links != b.Links ||
+		a.Size != b.Size || a.Rdev != b.Rdev || a.LinkTarget != b.LinkTarget || a.Subtree != b.Subtree ||
+		a.ListDepth != b.ListDepth || !slices.Equal(a.Lists, b.Lists) || !slices.Equal(a.Holes, b.Holes) ||
+		len(a.Xattrs) != len(b.Xattrs) {
+		return false
+	}
+	for i := range a.Xattrs {
+		if a.Xattrs[i].Name != b.Xattrs[i].Name || !bytes.Equal(a.Xattrs[i].Value, b.Xattrs[i].Value) {
+			return false
+		}
+	}
+	return len(a.Lists) > 0 || slices.Equal(a.Content, b.Content)
+}
+
+// sameTime compares times as the encoding stores them: the zero time (not
+// recorded) only equals itself.
+func sameTime(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return a.IsZero() == b.IsZero()
+	}
+	return a.Equal(b)
 }
 
 // EncodeTree returns the canonical encoding of a directory. Nodes are sorted

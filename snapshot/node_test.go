@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -237,5 +238,60 @@ func BenchmarkDecodeTree(b *testing.B) {
 		if _, err := DecodeTree(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSameNode: a change to any encoded field makes nodes differ, so a
+// directory whose entries all compare equal to the parent's may reuse the
+// parent's tree. A field added to Node without sameNode learning it fails
+// here.
+func TestSameNode(t *testing.T) {
+	base := sampleNodes()[0]
+	base.Xattrs = []Xattr{{Name: "user.a", Value: []byte("v")}}
+	base.Holes = []Hole{{Offset: 1, Length: 2}}
+	if b := base; !sameNode(&base, &b) {
+		t.Fatal("a node differs from its copy")
+	}
+	v := reflect.ValueOf(&base).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if f.Name == "ListBlobs" { // derived by LoadTree, not encoded
+			continue
+		}
+		changed := base
+		cv := reflect.ValueOf(&changed).Elem().Field(i)
+		switch f.Type.Kind() {
+		case reflect.String:
+			cv.SetString(cv.String() + "x")
+		case reflect.Uint8, reflect.Uint32, reflect.Uint64:
+			cv.SetUint(cv.Uint() + 1)
+		case reflect.Int:
+			cv.SetInt(cv.Int() + 1)
+		case reflect.Array: // chunk.ID
+			cv.Index(0).SetUint(cv.Index(0).Uint() + 1)
+		case reflect.Slice:
+			cv.Set(reflect.Append(cv, reflect.Zero(f.Type.Elem())))
+		case reflect.Struct: // time.Time
+			cv.Set(reflect.ValueOf(cv.Interface().(time.Time).Add(time.Nanosecond)))
+		default:
+			t.Fatalf("field %s of kind %s: teach this test to change it", f.Name, f.Type.Kind())
+		}
+		if f.Name == "Content" {
+			changed.Lists, base.Lists = nil, nil // inline content is compared
+		}
+		if sameNode(&base, &changed) {
+			t.Errorf("nodes differing in %s compare equal", f.Name)
+		}
+	}
+	x := base
+	x.Xattrs = []Xattr{{Name: "user.a", Value: []byte("w")}}
+	if sameNode(&base, &x) {
+		t.Error("nodes differing in an xattr value compare equal")
+	}
+	var zero Node
+	z := base
+	z.ATime = time.Time{}
+	if sameNode(&base, &z) || !sameNode(&zero, &zero) {
+		t.Error("a recorded atime compares equal to none")
 	}
 }
