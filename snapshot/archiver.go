@@ -570,10 +570,20 @@ func (a *archiver) saveTree(ctx context.Context, nodes []Node, failed []atomic.B
 
 func (a *archiver) fileWorker(ctx context.Context) {
 	ch := chunk.NewChunker(a.r.Config().Chunker)
-	buf := make([]byte, 0, a.r.Config().Chunker.MaxSize)
+	// Room for a typical chunk; the chunker grows the buffer for a larger
+	// one, which the worker keeps until the file is done. Reserving the
+	// largest chunk (8 MiB by default) for every worker up front raised the
+	// GC's target, which scales with the heap, by that much.
+	p := a.r.Config().Chunker
+	typical := int(min(p.MaxSize, 2*p.AvgSize))
+	buf := make([]byte, 0, typical)
 	for job := range a.jobs {
 		if ctx.Err() == nil {
-			if err := a.saveFile(ctx, ch, buf, job); err != nil {
+			err := a.saveFile(ctx, ch, &buf, job)
+			if cap(buf) > typical {
+				buf = make([]byte, 0, typical) // let a large file's buffer go
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					// interrupted: the run fails as a whole
 				} else if errors.Is(err, errFatal) {
@@ -592,7 +602,7 @@ func (a *archiver) fileWorker(ctx context.Context) {
 // opposed to a file that cannot be read.
 var errFatal = errors.New("fatal")
 
-func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, job fileJob) error {
+func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf *[]byte, job fileJob) error {
 	name := job.name
 	f, err := job.dir.OpenFile(name)
 	if err != nil {
@@ -641,7 +651,10 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf []byte, 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, err := next(buf)
+		data, err := next(*buf)
+		if cap(data) > cap(*buf) {
+			*buf = data[:0]
+		}
 		if errors.Is(err, io.EOF) {
 			break
 		}

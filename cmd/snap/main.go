@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -53,9 +54,20 @@ func main() {
 			}
 		}
 	}
+	// SNAP_MEMPROFILE=FILE samples every allocation and writes a heap
+	// profile at exit (go tool pprof -sample_index=alloc_space).
+	if os.Getenv("SNAP_MEMPROFILE") != "" {
+		runtime.MemProfileRate = 4096
+	}
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	pprof.StopCPUProfile()
+	if p := os.Getenv("SNAP_MEMPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	os.Exit(code)
 }
 
