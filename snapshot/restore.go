@@ -471,12 +471,18 @@ func (rs *restorer) restoreFile(ctx context.Context, j restoreJob) error {
 		return nil
 	}
 	werr := rs.writeContent(ctx, j)
+	if werr == nil && rs.opts.Verify {
+		werr = rs.verify(j)
+	}
+	var merr error
+	if werr == nil {
+		// Through the open descriptor: no path lookups, and the file is
+		// never seen complete with the wrong owner or mode.
+		merr = rs.applyFileMeta(j.f, j.node)
+	}
 	cerr := j.f.Close()
 	if werr == nil {
 		werr = cerr
-	}
-	if werr == nil && rs.opts.Verify {
-		werr = rs.verify(j)
 	}
 	if werr != nil {
 		j.dir.Remove(j.node.Name) // never leave a file with wrong bytes behind
@@ -487,7 +493,35 @@ func (rs *restorer) restoreFile(ctx context.Context, j restoreJob) error {
 	if rs.opts.Progress != nil {
 		rs.opts.Progress(j.rel, int64(j.node.Size))
 	}
-	return rs.applyMeta(j.dir, j.node.Name, j.node)
+	return merr
+}
+
+// applyFileMeta is applyMeta for a regular file open for writing.
+func (rs *restorer) applyFileMeta(f *os.File, n *Node) error {
+	fd := int(f.Fd())
+	if rs.asRoot {
+		uid, gid := n.UID, n.GID
+		if !rs.opts.NumericIDs {
+			uid, gid = rs.ids.owner(n)
+		}
+		if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
+			return &os.PathError{Op: "chown", Path: f.Name(), Err: err}
+		}
+	}
+	if err := unix.Fchmod(fd, n.Mode); err != nil {
+		return &os.PathError{Op: "chmod", Path: f.Name(), Err: err}
+	}
+	for _, x := range n.Xattrs {
+		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+			return &os.PathError{Op: "setxattr " + x.Name, Path: f.Name(), Err: err}
+		}
+	}
+	mt := unix.NsecToTimespec(n.MTime.UnixNano())
+	at := mt
+	if !n.ATime.IsZero() {
+		at = unix.NsecToTimespec(n.ATime.UnixNano())
+	}
+	return fsdir.SetFileTimes(f, at, mt)
 }
 
 func (rs *restorer) writeContent(ctx context.Context, j restoreJob) error {

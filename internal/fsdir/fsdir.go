@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -299,6 +300,17 @@ func (d *Dir) SetTimes(name string, atime, mtime unix.Timespec) error {
 	ts := []unix.Timespec{atime, mtime}
 	if err := unix.UtimesNanoAt(d.fd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return d.err("set times", name, err)
+	}
+	return nil
+}
+
+// SetFileTimes sets atime and mtime (nanoseconds) of an open file: futimens,
+// which x/sys/unix does not offer (utimensat with a NULL path).
+func SetFileTimes(f *os.File, atime, mtime unix.Timespec) error {
+	ts := [2]unix.Timespec{atime, mtime}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return &os.PathError{Op: "set times", Path: f.Name(), Err: errno}
 	}
 	return nil
 }
