@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -69,7 +70,9 @@ func TestECryptfsNamesStayLocal(t *testing.T) {
 	tree, lower, view := cipherHome(t, ecryptfs.Options{})
 	repo := filepath.Join(t.TempDir(), "repo")
 	mustSnap(t, "init", "-r", repo)
-	r := mustSnap(t, "create", "-r", repo, lower, "--names-from", view)
+	// Nine daily backups: the first nine days ago, with the secret plans.
+	day := func(n int) string { return time.Now().AddDate(0, 0, -n).Format("2006-01-02 15:04:05") }
+	r := mustSnap(t, "create", "-r", repo, lower, "--names-from", view, "--time", day(9))
 	if !strings.Contains(r.stderr, "recorded the cleartext names") {
 		t.Errorf("create did not record names: %q", r.stderr)
 	}
@@ -98,14 +101,16 @@ func TestECryptfsNamesStayLocal(t *testing.T) {
 		t.Errorf("find by cleartext name:\n%s", found.stdout)
 	}
 
-	// A second backup without the secret plans; forget --prune --dry-run
-	// names what would be lost, in cleartext.
+	// Eight more days without the secret plans; forget --keep-daily 7
+	// --prune --dry-run names what would be lost, in cleartext.
 	if err := tree.Remove("Documents/secret-plans.txt"); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(view, "Documents", "secret-plans.txt"))
-	mustSnap(t, "create", "-r", repo, lower, "--names-from", view)
-	dry := mustSnap(t, "forget", "-r", repo, "--keep-last", "1", "--prune", "--dry-run")
+	for n := 8; n >= 1; n-- {
+		mustSnap(t, "create", "-r", repo, lower, "--names-from", view, "--time", day(n))
+	}
+	dry := mustSnap(t, "forget", "-r", repo, "--keep-daily", "7", "--prune", "--dry-run")
 	if !strings.Contains(dry.stdout, "secret-plans.txt") || !strings.Contains(dry.stdout, "/.Private/Documents/") {
 		t.Errorf("forget --prune --dry-run does not name the lost file in cleartext:\n%s", dry.stdout)
 	}
