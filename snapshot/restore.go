@@ -86,7 +86,7 @@ type restoreJob struct {
 	dir  *fsdir.Dir
 	rel  string // path in the target, for messages
 	node *Node
-	f    *os.File // created by the walker, or nil: the worker creates it (never in a dry run)
+	f    *os.File // created by the walker; nil for a dry run
 	locs map[chunk.ID]index.Location
 	wg   *sync.WaitGroup
 }
@@ -399,12 +399,8 @@ func (rs *restorer) entry(ctx context.Context, d *fsdir.Dir, p string, n *Node, 
 	switch n.Type {
 	case TypeFile:
 		rs.opts.OnAction("restore", p, n.Size)
-		// A file is created by the worker that writes it, so that creating
-		// files, the bulk of a restore's system time, runs on all cores;
-		// but the first of a hard-link group is created here, before the
-		// walk can reach a later link to it.
 		var f *os.File
-		if !rs.opts.DryRun && n.Links > 1 {
+		if !rs.opts.DryRun {
 			var err error
 			if f, err = d.Create(n.Name, 0o600); err != nil {
 				return err
@@ -473,13 +469,6 @@ func (rs *restorer) restoreFile(ctx context.Context, j restoreJob) error {
 		rs.sum.files.Add(1)
 		rs.sum.bytes.Add(int64(j.node.Size))
 		return nil
-	}
-	if j.f == nil {
-		f, err := j.dir.Create(j.node.Name, 0o600)
-		if err != nil {
-			return err
-		}
-		j.f = f
 	}
 	werr := rs.writeContent(ctx, j)
 	if werr == nil && rs.opts.Verify {
