@@ -265,18 +265,30 @@ func (g *globals) createSnapshot(ctx context.Context, r *repo.Repository, o *cre
 	}
 	var counter progress.Counter
 	mode := progress.ChooseMode(g.json, g.quiet, g.stderr)
+	scanCtx, stopScan := context.WithCancel(ctx)
+	defer stopScan()
 	if mode != progress.None {
 		opts.Progress = counter.Done
 		go func() {
-			snapshot.Scan(ctx, opts, func(files, bytes int64) {
+			// The scan for totals walks the tree a second time, which is
+			// all the work of a backup that finds nothing changed (a
+			// third of its time): it starts only once the backup has run
+			// long enough for a percentage to matter.
+			select {
+			case <-time.After(300 * time.Millisecond):
+			case <-scanCtx.Done():
+				return
+			}
+			snapshot.Scan(scanCtx, opts, func(files, bytes int64) {
 				counter.FilesTotal.Add(files)
 				counter.BytesTotal.Add(bytes)
 			})
-			counter.TotalKnown.Store(true)
+			counter.TotalKnown.Store(scanCtx.Err() == nil)
 		}()
 	}
 	rep := progress.Start(ctx, mode, g.stdout, g.stderr, &counter, "backing up")
 	sn, err := snapshot.Create(ctx, r, opts)
+	stopScan()
 	rep.Stop()
 	if err != nil {
 		return nil, err
