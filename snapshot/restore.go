@@ -78,8 +78,24 @@ type restorer struct {
 	sum    struct{ files, dirs, bytes, unchanged, deleted, errors atomic.Int64 }
 	root   *fsdir.Dir
 
-	links   map[[2]uint64]string // (device, inode) -> target-relative path of the first link
+	links   map[[2]uint64]*linkGroup // by (device, inode)
 	linksMu sync.Mutex
+
+	// dirSlots bounds the directories restored in goroutines of their own
+	// (never in a dry run, whose listing keeps the snapshot's order):
+	// creating files in different directories runs in parallel, where
+	// creates in one directory would wait for its lock.
+	dirSlots chan struct{}
+	errOnce  sync.Once
+	err      error // the first error that stops the restore
+}
+
+// linkGroup is the first restored entry of a hard-link group; ready is
+// closed once it exists (or failed to), so that a later link, perhaps in
+// another directory's goroutine, never links to a name not yet created.
+type linkGroup struct {
+	first string
+	ready chan struct{}
 }
 
 type restoreJob struct {
@@ -129,7 +145,8 @@ func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath stri
 		}
 	}
 	rs := &restorer{r: r, opts: opts, asRoot: os.Geteuid() == 0, ids: newNameIDs(),
-		jobs: make(chan restoreJob, 4*opts.Workers), links: map[[2]uint64]string{}}
+		jobs: make(chan restoreJob, 4*opts.Workers), links: map[[2]uint64]*linkGroup{},
+		dirSlots: make(chan struct{}, runtime.NumCPU())}
 	if !rs.asRoot && !opts.DryRun {
 		opts.OnNotice("not running as root: file owners are not restored")
 	}
@@ -165,6 +182,9 @@ func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath stri
 	err = rs.restoreDir(ctx, rs.root, "", prefix, nodes)
 	close(rs.jobs)
 	workers.Wait()
+	if err == nil {
+		err = rs.err
+	}
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -268,6 +288,21 @@ func (rs *restorer) restoreDir(ctx context.Context, d *fsdir.Dir, rel, snapPath 
 		}
 		keep[n.Name] = true
 		if n.Type == TypeDir {
+			if !rs.opts.DryRun {
+				select {
+				case rs.dirSlots <- struct{}{}:
+					wg.Add(1)
+					go func(exists bool) {
+						defer wg.Done()
+						defer func() { <-rs.dirSlots }()
+						if err := rs.dir(ctx, d, p, sp, n, exists, selected, locs); err != nil {
+							rs.errOnce.Do(func() { rs.err = err })
+						}
+					}(existing[n.Name])
+					continue
+				default:
+				}
+			}
 			if err := rs.dir(ctx, d, p, sp, n, existing[n.Name], selected, locs); err != nil {
 				return err
 			}
@@ -371,7 +406,9 @@ func (rs *restorer) entry(ctx context.Context, d *fsdir.Dir, p string, n *Node, 
 			rs.opts.OnAction("unchanged", p, n.Size)
 			rs.sum.unchanged.Add(1)
 			if n.Links > 1 {
-				rs.firstLink(n, p)
+				if g, first := rs.firstLink(n, p); first {
+					close(g.ready) // it exists already
+				}
 			}
 			return nil
 		}
@@ -387,14 +424,18 @@ func (rs *restorer) entry(ctx context.Context, d *fsdir.Dir, p string, n *Node, 
 		}
 	}
 	if n.Type == TypeFile && n.Links > 1 {
-		if first, ok := rs.firstLink(n, p); !ok {
+		g, first := rs.firstLink(n, p)
+		if !first {
 			rs.opts.OnAction("link", p, 0)
 			rs.sum.files.Add(1)
 			if rs.opts.DryRun {
 				return nil
 			}
-			return d.Link(rs.root, first, n.Name)
+			<-g.ready
+			return d.Link(rs.root, g.first, n.Name)
 		}
+		// Created below (or failed) by the time this returns.
+		defer close(g.ready)
 	}
 	switch n.Type {
 	case TypeFile:
@@ -443,17 +484,18 @@ func (rs *restorer) entry(ctx context.Context, d *fsdir.Dir, p string, n *Node, 
 	return rs.applyMeta(d, n.Name, n)
 }
 
-// firstLink records p as the first restored entry of n's hard-link group.
-// It returns the first entry's path and false if the group was seen before.
-func (rs *restorer) firstLink(n *Node, p string) (string, bool) {
+// firstLink returns n's hard-link group, and true if p is its first entry:
+// then the caller must close the group's ready channel once p exists.
+func (rs *restorer) firstLink(n *Node, p string) (*linkGroup, bool) {
 	key := [2]uint64{n.Device, n.Inode}
 	rs.linksMu.Lock()
 	defer rs.linksMu.Unlock()
-	if first, ok := rs.links[key]; ok {
-		return first, false
+	if g, ok := rs.links[key]; ok {
+		return g, false
 	}
-	rs.links[key] = p
-	return p, true
+	g := &linkGroup{first: p, ready: make(chan struct{})}
+	rs.links[key] = g
+	return g, true
 }
 
 // upToDate reports whether an existing file needs no rewrite under the
@@ -496,6 +538,10 @@ func (rs *restorer) restoreFile(ctx context.Context, j restoreJob) error {
 	return merr
 }
 
+// parallelBlobs is the number of blobs from which a file's content is
+// loaded by several goroutines.
+const parallelBlobs = 4
+
 // applyFileMeta is applyMeta for a regular file open for writing.
 func (rs *restorer) applyFileMeta(f *os.File, n *Node) error {
 	fd := int(f.Fd())
@@ -532,30 +578,70 @@ func (rs *restorer) writeContent(ctx context.Context, j restoreJob) error {
 			return err
 		}
 	}
-	var off uint64
-	for _, id := range j.node.Content {
+	content := j.node.Content
+	offs := make([]uint64, len(content)+1)
+	for i, id := range content {
 		loc, ok := j.locs[id]
 		if !ok {
 			return fmt.Errorf("data blob %s: %w", id.Short(), repo.ErrBlobMissing)
 		}
-		data, err := rs.r.LoadBlobAt(ctx, loc)
+		offs[i+1] = offs[i] + uint64(loc.RawLength)
+	}
+	if offs[len(content)] != j.node.Size {
+		return fmt.Errorf("content is %d bytes, the snapshot says %d: %w", offs[len(content)], j.node.Size, repo.ErrBlobCorrupt)
+	}
+	put := func(ctx context.Context, i int) error {
+		data, err := rs.r.LoadBlobAt(ctx, j.locs[content[i]])
 		if err != nil {
 			return err
+		}
+		if uint64(len(data)) != offs[i+1]-offs[i] {
+			return fmt.Errorf("data blob %s: %d bytes, the index says %d: %w", content[i].Short(), len(data), offs[i+1]-offs[i], repo.ErrBlobCorrupt)
 		}
 		if sparse {
-			err = writeOutsideHoles(j.f, data, off, holes)
-		} else {
-			_, err = j.f.Write(data)
+			return writeOutsideHoles(j.f, data, offs[i], holes)
 		}
-		if err != nil {
-			return err
+		_, err = j.f.WriteAt(data, int64(offs[i]))
+		return err
+	}
+	if len(content) < parallelBlobs {
+		for i := range content {
+			if err := put(ctx, i); err != nil {
+				return err
+			}
 		}
-		off += uint64(len(data))
+		return nil
 	}
-	if off != j.node.Size {
-		return fmt.Errorf("content is %d bytes, the snapshot says %d: %w", off, j.node.Size, repo.ErrBlobCorrupt)
+	// A large file's blobs are loaded, verified and written by several
+	// goroutines at once, each at its own offset: one reader per file left
+	// a restore of a disk image to a single core.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range min(runtime.NumCPU(), len(content)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(content) || ctx.Err() != nil {
+					return
+				}
+				if err := put(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // writeOutsideHoles writes data at off, skipping the ranges that are holes.
