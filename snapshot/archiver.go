@@ -107,7 +107,18 @@ type blobJob struct {
 	id   chunk.ID
 	data []byte
 	raw  bool // known incompressible: skip the compression attempt
+
+	// For a chunk of a large file, the saver hashes it and decides whether
+	// to store it: it writes the ID to *dst and calls done.Done().
+	dst  *chunk.ID
+	done *sync.WaitGroup
 }
+
+// hashInSaversFrom is the file size from which chunks are hashed by the
+// blob savers instead of the reading worker: a single large file is read
+// by one worker, and chunking plus SHA-256 on one core ran at 390 MB/s,
+// half of what both cores chunk and hash.
+const hashInSaversFrom = 32 << 20
 
 // cacheDirSignature starts every valid CACHEDIR.TAG (bford.info/cachedir).
 const cacheDirSignature = "Signature: 8a477f597d28d172789f06886806bc55"
@@ -647,6 +658,11 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf *[]byte,
 	} else {
 		ch.Reset(f)
 	}
+	// IDs hashed by the savers land in blocks that never move.
+	var hashed [][]chunk.ID
+	var pending sync.WaitGroup
+	defer pending.Wait() // the savers write into hashed until then
+	inSavers := rawFrom < 0 && st.Size >= hashInSaversFrom
 	for i := 0; ; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -663,6 +679,21 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf *[]byte,
 		}
 		size += uint64(len(data))
 		a.sum.bytesRead.Add(int64(len(data)))
+		if inSavers {
+			if len(hashed) == 0 || len(hashed[len(hashed)-1]) == cap(hashed[len(hashed)-1]) {
+				hashed = append(hashed, make([]chunk.ID, 0, 256))
+			}
+			blk := &hashed[len(hashed)-1]
+			*blk = append(*blk, chunk.ID{})
+			pending.Add(1)
+			select {
+			case a.blobs <- blobJob{data: slices.Clone(data), dst: &(*blk)[len(*blk)-1], done: &pending}:
+			case <-ctx.Done():
+				pending.Done()
+				return ctx.Err()
+			}
+			continue
+		}
 		id := chunk.Hash(data)
 		content = append(content, id)
 		must, err := a.r.Reserve(id)
@@ -675,6 +706,15 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf *[]byte,
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		}
+	}
+	if inSavers {
+		pending.Wait()
+		if err := ctx.Err(); err != nil {
+			return err // a saver failed: the run stops
+		}
+		for _, blk := range hashed {
+			content = append(content, blk...)
 		}
 	}
 	if size != job.node.Size {
@@ -773,20 +813,39 @@ func unwrapPathError(err error) error {
 
 func (a *archiver) blobSaver(ctx context.Context) {
 	for b := range a.blobs {
-		if ctx.Err() != nil {
-			continue
+		a.saveBlobJob(ctx, b)
+		if b.done != nil {
+			b.done.Done()
 		}
-		store := a.r.StoreBlob
-		if b.raw {
-			store = a.r.StoreIncompressible
-		}
-		n, err := store(ctx, pack.DataBlob, b.id, b.data)
+	}
+}
+
+func (a *archiver) saveBlobJob(ctx context.Context, b blobJob) {
+	if ctx.Err() != nil {
+		return
+	}
+	if b.dst != nil {
+		b.id = chunk.Hash(b.data)
+		*b.dst = b.id
+		must, err := a.r.Reserve(b.id)
 		if err != nil {
 			a.fail(fmt.Errorf("create: %w", err))
-			continue
+			return
 		}
-		a.sum.blobs.Add(1)
-		a.sum.bytesAdded.Add(int64(len(b.data)))
-		a.sum.bytesStored.Add(int64(n))
+		if !must {
+			return
+		}
 	}
+	store := a.r.StoreBlob
+	if b.raw {
+		store = a.r.StoreIncompressible
+	}
+	n, err := store(ctx, pack.DataBlob, b.id, b.data)
+	if err != nil {
+		a.fail(fmt.Errorf("create: %w", err))
+		return
+	}
+	a.sum.blobs.Add(1)
+	a.sum.bytesAdded.Add(int64(len(b.data)))
+	a.sum.bytesStored.Add(int64(n))
 }
