@@ -542,34 +542,6 @@ func (rs *restorer) restoreFile(ctx context.Context, j restoreJob) error {
 // loaded by several goroutines.
 const parallelBlobs = 4
 
-// applyFileMeta is applyMeta for a regular file open for writing.
-func (rs *restorer) applyFileMeta(f *os.File, n *Node) error {
-	fd := int(f.Fd())
-	if rs.asRoot {
-		uid, gid := n.UID, n.GID
-		if !rs.opts.NumericIDs {
-			uid, gid = rs.ids.owner(n)
-		}
-		if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
-			return &os.PathError{Op: "chown", Path: f.Name(), Err: err}
-		}
-	}
-	if err := unix.Fchmod(fd, n.Mode); err != nil {
-		return &os.PathError{Op: "chmod", Path: f.Name(), Err: err}
-	}
-	for _, x := range n.Xattrs {
-		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
-			return &os.PathError{Op: "setxattr " + x.Name, Path: f.Name(), Err: err}
-		}
-	}
-	mt := unix.NsecToTimespec(n.MTime.UnixNano())
-	at := mt
-	if !n.ATime.IsZero() {
-		at = unix.NsecToTimespec(n.ATime.UnixNano())
-	}
-	return fsdir.SetFileTimes(f, at, mt)
-}
-
 func (rs *restorer) writeContent(ctx context.Context, j restoreJob) error {
 	holes := j.node.Holes
 	sparse := rs.opts.Sparse && len(holes) > 0
@@ -692,22 +664,32 @@ func (rs *restorer) verify(j restoreJob) error {
 // applyMeta sets ownership (as root), mode, xattrs and times, in that order:
 // chown clears setuid bits, and setting an ACL after chmod keeps it intact.
 func (rs *restorer) applyMeta(d *fsdir.Dir, name string, n *Node) error {
+	return rs.setMeta(byName{d, name}, n)
+}
+
+// applyFileMeta is applyMeta for a regular file open for writing, through
+// its descriptor.
+func (rs *restorer) applyFileMeta(f *os.File, n *Node) error {
+	return rs.setMeta(openFile{f}, n)
+}
+
+func (rs *restorer) setMeta(t metaTarget, n *Node) error {
 	if rs.asRoot {
 		uid, gid := n.UID, n.GID
 		if !rs.opts.NumericIDs {
 			uid, gid = rs.ids.owner(n)
 		}
-		if err := d.Lchown(name, uid, gid); err != nil {
+		if err := t.chown(uid, gid); err != nil {
 			return err
 		}
 	}
 	if n.Type != TypeSymlink {
-		if err := d.Chmod(name, n.Mode); err != nil {
+		if err := t.chmod(n.Mode); err != nil {
 			return err
 		}
 	}
 	for _, x := range n.Xattrs {
-		if err := d.SetXattr(name, fsdir.Xattr{Name: x.Name, Value: x.Value}); err != nil {
+		if err := t.setXattr(x.Name, x.Value); err != nil {
 			return err
 		}
 	}
@@ -716,8 +698,48 @@ func (rs *restorer) applyMeta(d *fsdir.Dir, name string, n *Node) error {
 	if !n.ATime.IsZero() {
 		at = unix.NsecToTimespec(n.ATime.UnixNano())
 	}
-	return d.SetTimes(name, at, mt)
+	return t.setTimes(at, mt)
 }
+
+// metaTarget is where setMeta writes: an entry by name in a directory, or
+// an open file.
+type metaTarget interface {
+	chown(uid, gid uint32) error
+	chmod(mode uint32) error
+	setXattr(name string, value []byte) error
+	setTimes(atime, mtime unix.Timespec) error
+}
+
+type byName struct {
+	d    *fsdir.Dir
+	name string
+}
+
+func (b byName) chown(uid, gid uint32) error { return b.d.Lchown(b.name, uid, gid) }
+func (b byName) chmod(mode uint32) error     { return b.d.Chmod(b.name, mode) }
+func (b byName) setXattr(name string, value []byte) error {
+	return b.d.SetXattr(b.name, fsdir.Xattr{Name: name, Value: value})
+}
+func (b byName) setTimes(at, mt unix.Timespec) error { return b.d.SetTimes(b.name, at, mt) }
+
+type openFile struct{ f *os.File }
+
+func (o openFile) err(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &os.PathError{Op: op, Path: o.f.Name(), Err: err}
+}
+func (o openFile) chown(uid, gid uint32) error {
+	return o.err("chown", unix.Fchown(int(o.f.Fd()), int(uid), int(gid)))
+}
+func (o openFile) chmod(mode uint32) error {
+	return o.err("chmod", unix.Fchmod(int(o.f.Fd()), mode))
+}
+func (o openFile) setXattr(name string, value []byte) error {
+	return o.err("setxattr "+name, unix.Fsetxattr(int(o.f.Fd()), name, value, 0))
+}
+func (o openFile) setTimes(at, mt unix.Timespec) error { return fsdir.SetFileTimes(o.f, at, mt) }
 
 // ErrNoUserXattrs is returned when a restore target cannot hold the
 // user.ecryptfs xattrs a snapshot needs.
