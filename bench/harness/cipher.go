@@ -107,21 +107,8 @@ func (h *harness) cipherRep(rep int) error {
 		return err
 	}
 
-	tarCmd := command{argv: []string{"sh", "-c", `tar -cf - "$1" | cat >/dev/null`, "tar", h.tree}}
-	if _, err := h.timed(rep, slices.Index(order, "tar"), "read", "tar", tarCmd, nil, h.tree); err != nil {
+	if err := h.readAndInitial(rep, order); err != nil {
 		return err
-	}
-	for i, name := range order {
-		t, ok := tools[name]
-		if !ok || !slices.Contains(h.tools, t) {
-			continue
-		}
-		if _, err := h.newRepo(t, rep); err != nil {
-			return err
-		}
-		if err := h.backup(rep, i, "initial", t); err != nil {
-			return err
-		}
 	}
 
 	for k := 1; k <= h.rounds; k++ {

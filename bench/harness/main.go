@@ -330,16 +330,13 @@ func notImplemented(logBase string) string {
 }
 
 // rep runs one repetition of every scenario except forget+prune.
-func (h *harness) rep(rep int) error {
-	order := h.participants(rep)
-	logf("rep %d/%d, order: %s", rep, h.reps, strings.Join(order, ", "))
-
-	// Read speed of the corpus: the floor for any full backup.
+// readAndInitial times reading the tree (the floor for any full backup)
+// and every tool's initial backup into a fresh repository.
+func (h *harness) readAndInitial(rep int, order []string) error {
 	tarCmd := command{argv: []string{"sh", "-c", `tar -cf - "$1" | cat >/dev/null`, "tar", h.tree}}
 	if _, err := h.timed(rep, slices.Index(order, "tar"), "read", "tar", tarCmd, nil, h.tree); err != nil {
 		return err
 	}
-
 	for i, name := range order {
 		t, ok := tools[name]
 		if !ok || !slices.Contains(h.tools, t) {
@@ -351,6 +348,16 @@ func (h *harness) rep(rep int) error {
 		if err := h.backup(rep, i, "initial", t); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (h *harness) rep(rep int) error {
+	order := h.participants(rep)
+	logf("rep %d/%d, order: %s", rep, h.reps, strings.Join(order, ", "))
+
+	if err := h.readAndInitial(rep, order); err != nil {
+		return err
 	}
 
 	for i, name := range order {
