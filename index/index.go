@@ -281,18 +281,26 @@ func (ix *Index) openDB(readOnly bool) (*bolt.DB, error) {
 		ReadOnly:     readOnly,
 		FreelistType: bolt.FreelistMapType,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, perm)
-			if err != nil {
-				return nil, err
+			for {
+				f, err := os.OpenFile(name, flag, perm)
+				if err != nil {
+					return nil, err
+				}
+				if err := lockFile(f, !readOnly, deadline); err != nil {
+					f.Close()
+					return nil, err
+				}
+				if renamedOver(f, name) {
+					// Compact replaced the file while we waited for its
+					// lock: a commit to the old one would be lost.
+					f.Close()
+					continue
+				}
+				// Kept so that it can be closed, dropping its locks, if bbolt
+				// panics on a damaged file halfway through Open.
+				file = f
+				return f, nil
 			}
-			if err := lockFile(f, !readOnly, deadline); err != nil {
-				f.Close()
-				return nil, err
-			}
-			// Kept so that it can be closed, dropping its locks, if bbolt
-			// panics on a damaged file halfway through Open.
-			file = f
-			return f, nil
 		},
 	}
 	var db *bolt.DB
@@ -324,6 +332,16 @@ func (ix *Index) openDB(readOnly bool) (*bolt.DB, error) {
 	// The rest are bbolt's verdicts on the file's contents: bad meta pages,
 	// a checksum mismatch, a file shorter than its two meta pages.
 	return nil, fmt.Errorf("open index %s: %v: %w", ix.path, err, ErrCorrupt)
+}
+
+// renamedOver reports whether the file at name is no longer f.
+func renamedOver(f *os.File, name string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(name)
+	return err == nil && !os.SameFile(a, b)
 }
 
 // errTimeout is returned by retry when the deadline passes.

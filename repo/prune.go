@@ -43,7 +43,8 @@ type PruneOptions struct {
 	// (negative: any amount, nothing is repacked).
 	MaxUnusedBytes int64
 	// MaxUnusedFraction, if > 0, sets MaxUnusedBytes to this share of the
-	// repository size after pruning.
+	// used data (the stored bytes of the blobs that stay), as restic's
+	// --max-unused counts a percentage.
 	MaxUnusedFraction float64
 	// MaxRepackBytes bounds the pack bytes rewritten in one run (0: no bound).
 	MaxRepackBytes int64
@@ -146,7 +147,8 @@ func (r *Repository) PlanPrune(ctx context.Context, used BlobSet, opts PruneOpti
 	plan.UnusedBytes = plan.TotalBytes - plan.UsedBytes
 	limit := opts.MaxUnusedBytes
 	if opts.MaxUnusedFraction > 0 {
-		limit = int64(opts.MaxUnusedFraction * float64(plan.TotalBytes-plan.DeleteBytes))
+		// A share of the data that stays, as restic counts it.
+		limit = int64(opts.MaxUnusedFraction * float64(plan.UsedBytes))
 	}
 	// Repack the most wasteful packs first until what is left is tolerable.
 	sort.Slice(partial, func(i, j int) bool {
@@ -230,6 +232,12 @@ func (r *Repository) Prune(ctx context.Context, plan *PrunePlan, progress func(d
 		if progress != nil {
 			progress(len(plan.Repack)+i+1, total)
 		}
+	}
+	// The index dropped entries for every deleted blob; bbolt keeps the
+	// freed pages in the file, which would count against the repository's
+	// size until later backups reuse them.
+	if _, err := r.idx.Compact(); err != nil {
+		return fmt.Errorf("prune: done, but compacting the index failed (it stays as it was; the next prune tries again): %w", err)
 	}
 	return nil
 }

@@ -190,3 +190,47 @@ func TestSaveBlobAfterPrune(t *testing.T) {
 		t.Errorf("SaveBlob of a blob this handle had stored and pruned stored %d bytes; loading it: %v", n, err)
 	}
 }
+
+// TestMaxUnusedCountsUsedData checks that a --max-unused percentage is a
+// share of the data that stays, as restic counts it, not of the repository
+// before the prune (which tolerated more unused space than asked for).
+func TestMaxUnusedCountsUsedData(t *testing.T) {
+	ctx := context.Background()
+	dir := pruneTestRepo(t)
+	r, release := pruneTestOpen(t, dir)
+	defer release()
+	used := BlobSet{}
+	var unused chunk.ID
+	for p := 0; p < 2; p++ {
+		for i := 0; i < 10; i++ {
+			id, _, err := r.SaveBlob(ctx, pack.DataBlob, pruneTestData(uint64(100*p+i), 10<<10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p == 1 && i == 0 {
+				unused = id
+				continue
+			}
+			used.Add(id)
+		}
+		if err := r.Flush(ctx); err != nil { // one pack each
+			t.Fatal(err)
+		}
+	}
+	// Unused: 10 KiB of 19 × 10 KiB used. 5.2 % of the used data is less
+	// than 10 KiB; 5.2 % of the whole repository would be more.
+	plan, err := r.PlanPrune(ctx, used, PruneOptions{MaxUnusedFraction: 0.052})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Packs != 2 || len(plan.Repack) != 1 || plan.RemainingUnused != 0 {
+		t.Fatalf("plan: %d packs, repack %d, %d bytes left unused; want 2 packs, the one with unused %s repacked", plan.Packs, len(plan.Repack), plan.RemainingUnused, unused.Short())
+	}
+	plan, err = r.PlanPrune(ctx, used, PruneOptions{MaxUnusedFraction: 0.06})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Repack) != 0 || plan.RemainingUnused != 10<<10 {
+		t.Fatalf("with 6 %%: repack %d, %d bytes left unused; want nothing repacked, 10 KiB left", len(plan.Repack), plan.RemainingUnused)
+	}
+}

@@ -54,7 +54,7 @@ what would be deleted and how much space it frees.`,
 }
 
 func addPruneFlags(c *cobra.Command, o *pruneOptions) {
-	c.Flags().StringVar(&o.maxUnused, "max-unused", "5%", "unused space to tolerate in partly used packs: a percentage of the repository, a size, or 'unlimited'")
+	c.Flags().StringVar(&o.maxUnused, "max-unused", "5%", "unused space to tolerate in partly used packs: a percentage of the used data, a size, or 'unlimited'")
 	c.Flags().StringVar(&o.maxRepackSize, "max-repack-size", "", "rewrite at most this much pack data in one run (e.g. 2G)")
 }
 
