@@ -111,3 +111,57 @@ func TestCompactWhileOthersWait(t *testing.T) {
 		wantStats(t, h, 3, 2*300+5)
 	}
 }
+
+// TestHeldHandleRemapped checks that the held handle is opened afresh after
+// remapEvery keys were looked up through it (dropping the pages it mapped),
+// counting every key of a HasMany, and that lookups go on answering.
+func TestHeldHandleRemapped(t *testing.T) {
+	r := rand.New(rand.NewSource(23))
+	ix, _ := tempIndex(t)
+	id, size, blobs := makePack(r, 50)
+	mustAdd(t, ix, id, size, blobs)
+	if err := ix.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	current := func() *bolt.DB {
+		ix.mu.RLock()
+		defer ix.mu.RUnlock()
+		return ix.held
+	}
+	waitRemap := func(from *bolt.DB, what string) *bolt.DB {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if now := current(); now != nil && now != from {
+				return now
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("held handle not reopened after %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	first := current()
+	for i := 0; i < remapEvery/2; i++ {
+		wantLocation(t, ix, id, blobs[i%len(blobs)])
+		wantMissing(t, ix, randID(r))
+	}
+	second := waitRemap(first, "remapEvery single lookups")
+	ids := make([]chunk.ID, remapEvery)
+	for i := range ids {
+		ids[i] = blobs[i%len(blobs)].ID
+	}
+	err := ix.HasMany(ids, func(i int, found bool) {
+		if !found {
+			t.Errorf("HasMany: blob %d not found", i)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRemap(second, "a HasMany of remapEvery keys")
+	wantLocation(t, ix, id, blobs[0])
+	if err := ix.Release(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -39,6 +39,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -121,10 +122,13 @@ type Index struct {
 	// mu orders this process's own use of the file: writers take it
 	// exclusively, because a commit must close the held handle, and because
 	// our own read handles would otherwise delay our exclusive flock.
-	mu      sync.RWMutex
-	held    *bolt.DB // open read-only between calls while holding, else nil
-	holding bool     // between Hold and Release
-	closed  bool
+	mu   sync.RWMutex
+	held *bolt.DB // open read-only between calls while holding, else nil
+	// heldKeys counts the keys looked up through held since it was
+	// opened; see remapEvery.
+	heldKeys atomic.Int64
+	holding  bool // between Hold and Release
+	closed   bool
 }
 
 // Open opens the index at path for the repository with ID repoID, creating
@@ -256,7 +260,34 @@ func (ix *Index) reopenHeld() error {
 		return err
 	}
 	ix.held = db
+	ix.heldKeys.Store(0)
 	return nil
+}
+
+// remapEvery is the number of keys looked up after which the held handle
+// is opened afresh. bbolt reads through mmap, and each page fault on the
+// index maps up to 16 neighbouring pages from the page cache (the kernel's
+// fault-around), so a handle kept open through a backup's lookups came to
+// map most of the index, all counted in the process's RSS: 25 MB of a 28 MB
+// index.db in one backup of 150,000 blobs, 900 MiB of a 1.7 GB one. A
+// fresh mapping bounds that to about remapEvery × 64 KiB of leaves;
+// opening one costs some 50 µs.
+const remapEvery = 512
+
+// remapHeld reopens the held handle, dropping its mapped pages. It runs in
+// its own goroutine so that the view that counted to remapEvery, which
+// holds mu for reading, need not wait for the others.
+func (ix *Index) remapHeld() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.held == nil || ix.heldKeys.Load() < remapEvery {
+		return // closed, or reopened by a commit meanwhile
+	}
+	if ix.closeHeld() == nil {
+		// On failure view opens a handle per call until the next commit
+		// reopens this one.
+		_ = ix.reopenHeld()
+	}
 }
 
 func (ix *Index) closeHeld() error {
@@ -399,13 +430,22 @@ func call(fn func() error) error {
 
 // view runs fn in one read transaction, on the held handle if there is one.
 func (ix *Index) view(fn func(*bolt.Tx) error) error {
+	return ix.viewKeys(1, fn)
+}
+
+// viewKeys is view for a transaction that looks up about keys keys.
+func (ix *Index) viewKeys(keys int, fn func(*bolt.Tx) error) error {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.closed {
 		return ErrClosed
 	}
 	if ix.held != nil {
-		return ix.guard(func() error { return ix.held.View(fn) })
+		err := ix.guard(func() error { return ix.held.View(fn) })
+		if n := ix.heldKeys.Add(int64(keys)); n >= remapEvery && n-int64(keys) < remapEvery {
+			go ix.remapHeld()
+		}
+		return err
 	}
 	// Not holding, or the held handle could not be reopened after the last
 	// commit: use a handle of our own for this one transaction.
@@ -506,6 +546,41 @@ func (ix *Index) Lookup(id chunk.ID) (loc Location, found bool, err error) {
 // ids, because sorted keys visit the file's pages in order. An error from fn
 // stops the lookup and is returned.
 func (ix *Index) LookupMany(ids []chunk.ID, fn func(i int, loc Location, found bool) error) error {
+	packIDs := make(map[uint32]chunk.ID)
+	return ix.viewSorted(ids, func(b buckets, i int) error {
+		loc, found, err := ix.lookup(b, ids[i], packIDs)
+		if err != nil {
+			return err
+		}
+		return call(func() error { return fn(i, loc, found) })
+	})
+}
+
+// HasMany reports, like LookupMany, whether each of ids is indexed, without
+// decoding where: a backup checks this for every blob of every unchanged
+// file.
+func (ix *Index) HasMany(ids []chunk.ID, fn func(i int, found bool)) error {
+	return ix.viewSorted(ids, func(b buckets, i int) error {
+		found := b.blobs.Get(ids[i][:]) != nil
+		return call(func() error { fn(i, found); return nil })
+	})
+}
+
+// Has reports whether id is indexed.
+func (ix *Index) Has(id chunk.ID) (found bool, err error) {
+	err = ix.view(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err == nil {
+			found = b.blobs.Get(id[:]) != nil
+		}
+		return err
+	})
+	return found, err
+}
+
+// viewSorted calls fn with the position of each of ids, in blob-ID order,
+// in one read transaction.
+func (ix *Index) viewSorted(ids []chunk.ID, fn func(b buckets, i int) error) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -514,18 +589,13 @@ func (ix *Index) LookupMany(ids []chunk.ID, fn func(i int, loc Location, found b
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return compareIDs(ids[a], ids[b]) })
-	return ix.view(func(tx *bolt.Tx) error {
+	return ix.viewKeys(len(ids), func(tx *bolt.Tx) error {
 		b, err := ix.buckets(tx)
 		if err != nil {
 			return err
 		}
-		packIDs := make(map[uint32]chunk.ID)
 		for _, i := range order {
-			loc, found, err := ix.lookup(b, ids[i], packIDs)
-			if err != nil {
-				return err
-			}
-			if err := call(func() error { return fn(i, loc, found) }); err != nil {
+			if err := fn(b, i); err != nil {
 				return err
 			}
 		}

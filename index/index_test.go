@@ -728,3 +728,37 @@ func TestCopyTakesOverWhenPackRemoved(t *testing.T) {
 		t.Error("a blob whose packs are all removed is still indexed")
 	}
 }
+
+// TestHasMany checks the presence-only lookups against LookupMany.
+func TestHasMany(t *testing.T) {
+	r := rand.New(rand.NewSource(31))
+	ix, _ := tempIndex(t)
+	id, size, blobs := makePack(r, 40)
+	mustAdd(t, ix, id, size, blobs)
+	var ids []chunk.ID
+	want := map[int]bool{}
+	for i, b := range blobs {
+		if i%3 == 0 {
+			want[len(ids)] = false
+			ids = append(ids, randID(r))
+		}
+		want[len(ids)] = true
+		ids = append(ids, b.ID)
+	}
+	got := map[int]bool{}
+	if err := ix.HasMany(ids, func(i int, found bool) { got[i] = found }); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		has, err := ix.Has(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i] != want[i] || has != want[i] {
+			t.Fatalf("blob %d (%s): HasMany %v, Has %v; want %v", i, id.Short(), got[i], has, want[i])
+		}
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("HasMany called back %d times for %d IDs", len(got), len(ids))
+	}
+}

@@ -136,8 +136,7 @@ func (r *Repository) Known(id chunk.ID) (bool, error) {
 	if ok {
 		return true, nil
 	}
-	_, ok, err := r.idx.Lookup(id)
-	return ok, err
+	return r.idx.Has(id)
 }
 
 // Reserve reports whether the caller must store blob id: true the first time

@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"snap/chunk"
-	"snap/index"
 	"snap/internal/ecryptfs"
 	"snap/internal/fsdir"
 	"snap/repo"
@@ -445,13 +444,12 @@ func (a *archiver) presentContent(names []string, parent map[string]*Node) map[c
 		return present
 	}
 	var notIndexed []chunk.ID
-	err := a.r.Index().LookupMany(ids, func(i int, _ index.Location, found bool) error {
+	err := a.r.Index().HasMany(ids, func(i int, found bool) {
 		if found {
 			present[ids[i]] = true
 		} else {
 			notIndexed = append(notIndexed, ids[i])
 		}
-		return nil
 	})
 	if err != nil {
 		return nil // fall back to one lookup per blob
