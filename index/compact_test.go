@@ -120,6 +120,7 @@ func TestHeldHandleRemapped(t *testing.T) {
 	ix, _ := tempIndex(t)
 	id, size, blobs := makePack(r, 50)
 	mustAdd(t, ix, id, size, blobs)
+	ix.remapAbove = 0 // as if index.db were larger than remapAbove
 	if err := ix.Hold(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +162,21 @@ func TestHeldHandleRemapped(t *testing.T) {
 	}
 	waitRemap(second, "a HasMany of remapEvery keys")
 	wantLocation(t, ix, id, blobs[0])
+
+	// A small index is not remapped: its mapping is bounded by the file.
+	ix.mu.Lock()
+	ix.remapAbove = remapAbove
+	ix.closeHeld()
+	ix.reopenHeld()
+	ix.mu.Unlock()
+	small := current()
+	for i := 0; i < 2*remapEvery; i++ {
+		wantLocation(t, ix, id, blobs[i%len(blobs)])
+	}
+	time.Sleep(50 * time.Millisecond)
+	if current() != small {
+		t.Fatalf("the held handle of a %d-byte index was reopened", fileSize(t, ix.path))
+	}
 	if err := ix.Release(); err != nil {
 		t.Fatal(err)
 	}

@@ -127,8 +127,11 @@ type Index struct {
 	// heldKeys counts the keys looked up through held since it was
 	// opened; see remapEvery.
 	heldKeys atomic.Int64
-	holding  bool // between Hold and Release
-	closed   bool
+	remap    bool // index.db is larger than remapAbove
+	// remapAbove is the constant of that name; tests lower it.
+	remapAbove int64
+	holding    bool // between Hold and Release
+	closed     bool
 }
 
 // Open opens the index at path for the repository with ID repoID, creating
@@ -139,7 +142,7 @@ func Open(path string, repoID string) (*Index, error) {
 	if repoID == "" {
 		return nil, fmt.Errorf("open index %s: empty repository ID", path)
 	}
-	ix := &Index{path: path, timeout: DefaultLockTimeout}
+	ix := &Index{path: path, timeout: DefaultLockTimeout, remapAbove: remapAbove}
 	if err := ix.init(repoID); err != nil {
 		return nil, err
 	}
@@ -261,6 +264,10 @@ func (ix *Index) reopenHeld() error {
 	}
 	ix.held = db
 	ix.heldKeys.Store(0)
+	// A mapping never holds more than the file: a small index need not be
+	// remapped, and remapping it only costs page faults.
+	fi, err := os.Stat(ix.path)
+	ix.remap = err != nil || fi.Size() > ix.remapAbove
 	return nil
 }
 
@@ -273,6 +280,10 @@ func (ix *Index) reopenHeld() error {
 // fresh mapping bounds that to about remapEvery × 64 KiB of leaves;
 // opening one costs some 50 µs.
 const remapEvery = 512
+
+// remapAbove is the size of index.db above which the held handle is
+// remapped.
+const remapAbove = 32 << 20
 
 // remapHeld reopens the held handle, dropping its mapped pages. It runs in
 // its own goroutine so that the view that counted to remapEvery, which
@@ -442,7 +453,9 @@ func (ix *Index) viewKeys(keys int, fn func(*bolt.Tx) error) error {
 	}
 	if ix.held != nil {
 		err := ix.guard(func() error { return ix.held.View(fn) })
-		if n := ix.heldKeys.Add(int64(keys)); n >= remapEvery && n-int64(keys) < remapEvery {
+		if !ix.remap {
+			// the mapping is bounded by the file
+		} else if n := ix.heldKeys.Add(int64(keys)); n >= remapEvery && n-int64(keys) < remapEvery {
 			go ix.remapHeld()
 		}
 		return err
