@@ -181,3 +181,48 @@ func TestHeldHandleRemapped(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadersShareAHandle checks that the views of a process that does not
+// hold the index share one read-only handle for shareFor, that the handle
+// is closed afterwards, and that a writer elsewhere gets its commit in.
+func TestReadersShareAHandle(t *testing.T) {
+	r := rand.New(rand.NewSource(24))
+	writer, path := tempIndex(t)
+	id, size, blobs := makePack(r, 20)
+	mustAdd(t, writer, id, size, blobs)
+	reader := openTest(t, path)
+	reader.shareFor = 300 * time.Millisecond
+	shared := func() *sharedDB {
+		reader.smu.Lock()
+		defer reader.smu.Unlock()
+		return reader.shared
+	}
+	wantLocation(t, reader, id, blobs[0])
+	first := shared()
+	if first == nil {
+		t.Fatal("no shared handle after a lookup")
+	}
+	for _, b := range blobs {
+		wantLocation(t, reader, id, b)
+	}
+	if shared() != first {
+		t.Fatal("lookups within shareFor opened another handle")
+	}
+	// The writer waits for the shared handle to expire, then commits.
+	id2, size2, blobs2 := makePack(r, 5)
+	mustAdd(t, writer, id2, size2, blobs2)
+	reader.smu.Lock()
+	users, closed := first.users, first.closed
+	reader.smu.Unlock()
+	if users != 0 || !closed {
+		t.Fatalf("the first shared handle: %d users, closed %v; want closed once expired", users, closed)
+	}
+	wantLocation(t, reader, id2, blobs2[0])
+	deadline := time.Now().Add(10 * time.Second)
+	for shared() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("shared handle still open long after shareFor")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
