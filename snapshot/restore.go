@@ -88,6 +88,8 @@ type restorer struct {
 	dirSlots chan struct{}
 	errOnce  sync.Once
 	err      error // the first error that stops the restore
+
+	bufs sync.Pool // *repo.BlobBuffer, one per blob being written
 }
 
 // linkGroup is the first restored entry of a hard-link group; ready is
@@ -147,6 +149,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath stri
 	rs := &restorer{r: r, opts: opts, asRoot: os.Geteuid() == 0, ids: newNameIDs(),
 		jobs: make(chan restoreJob, 4*opts.Workers), links: map[[2]uint64]*linkGroup{},
 		dirSlots: make(chan struct{}, runtime.NumCPU())}
+	rs.bufs.New = func() any { return new(repo.BlobBuffer) }
 	if !rs.asRoot && !opts.DryRun {
 		opts.OnNotice("not running as root: file owners are not restored")
 	}
@@ -563,7 +566,9 @@ func (rs *restorer) writeContent(ctx context.Context, j restoreJob) error {
 		return fmt.Errorf("content is %d bytes, the snapshot says %d: %w", offs[len(content)], j.node.Size, repo.ErrBlobCorrupt)
 	}
 	put := func(ctx context.Context, i int) error {
-		data, err := rs.r.LoadBlobAt(ctx, j.locs[content[i]])
+		buf := rs.bufs.Get().(*repo.BlobBuffer)
+		defer rs.bufs.Put(buf)
+		data, err := rs.r.LoadBlobInto(ctx, j.locs[content[i]], buf)
 		if err != nil {
 			return err
 		}
