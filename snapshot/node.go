@@ -309,6 +309,25 @@ func (r *reader) bytes(n uint64) []byte {
 
 // DecodeTree decodes a tree blob, checking every rule of the format.
 func DecodeTree(data []byte) ([]Node, error) {
+	return appendTree(nil, data)
+}
+
+// treeNodeCount returns the node count a tree blob claims, or 0 if it
+// cannot be read; appendTree checks it.
+func treeNodeCount(data []byte) int {
+	if len(data) == 0 || data[0] != treeVersion {
+		return 0
+	}
+	r := &reader{b: data[1:]}
+	if n := r.uvarint(); r.err == nil && n <= MaxTreeNodes {
+		return int(n)
+	}
+	return 0
+}
+
+// appendTree decodes a tree blob and appends its nodes to dst, whose last
+// node they must sort after (a page of a paged tree after the one before).
+func appendTree(dst []Node, data []byte) ([]Node, error) {
 	r := &reader{b: data}
 	if len(data) == 0 || data[0] != treeVersion {
 		return nil, fmt.Errorf("%w: unknown tree version", ErrBadTree)
@@ -322,15 +341,17 @@ func DecodeTree(data []byte) ([]Node, error) {
 	if count > uint64(len(r.b)) {
 		return nil, fmt.Errorf("%w: %d nodes in %d bytes", ErrBadTree, count, len(r.b))
 	}
-	nodes := make([]Node, count)
-	for i := range nodes {
+	start := len(dst)
+	nodes := slices.Grow(dst, int(count))[:start+int(count)]
+	for i := start; i < len(nodes); i++ {
 		l := r.uvarint()
 		nb := r.bytes(l)
 		if r.err != nil {
 			return nil, r.err
 		}
+		nodes[i] = Node{}
 		if err := decodeNode(nb, &nodes[i]); err != nil {
-			return nil, fmt.Errorf("node %d: %w", i, err)
+			return nil, fmt.Errorf("node %d: %w", i-start, err)
 		}
 		if i > 0 && nodes[i-1].Name >= nodes[i].Name {
 			return nil, fmt.Errorf("%w: names not strictly increasing at %q", ErrBadTree, nodes[i].Name)
