@@ -592,33 +592,7 @@ func (rs *restorer) writeContent(ctx context.Context, j restoreJob) error {
 	// A large file's blobs are loaded, verified and written by several
 	// goroutines at once, each at its own offset: one reader per file left
 	// a restore of a disk image to a single core.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range min(runtime.NumCPU(), len(content)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(content) || ctx.Err() != nil {
-					return
-				}
-				if err := put(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
+	return inParallel(ctx, len(content), runtime.NumCPU(), put)
 }
 
 // writeOutsideHoles writes data at off, skipping the ranges that are holes.
