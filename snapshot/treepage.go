@@ -214,15 +214,15 @@ func expandTreePages(ctx context.Context, r *repo.Repository, data []byte) ([]No
 				next = append(next, ids...)
 				continue
 			}
-			n := treeNodeCount(b)
-			switch {
-			case n == 0 && len(b) > 0 && b[0] == treeVersion:
-				return nil, nil, fmt.Errorf("tree page %s: %w: empty", level[i].Short(), ErrBadTree)
-			case len(nodes)+n > MaxTreeNodes:
-				return nil, nil, fmt.Errorf("%w: more than %d nodes", ErrBadTree, MaxTreeNodes)
-			}
+			before := len(nodes)
 			if nodes, err = appendTree(nodes, b); err != nil {
 				return nil, nil, fmt.Errorf("tree page %s: %w", level[i].Short(), err)
+			}
+			switch {
+			case len(nodes) == before:
+				return nil, nil, fmt.Errorf("tree page %s: %w: empty", level[i].Short(), ErrBadTree)
+			case len(nodes) > MaxTreeNodes:
+				return nil, nil, fmt.Errorf("%w: more than %d nodes", ErrBadTree, MaxTreeNodes)
 			}
 		}
 		level = next

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,6 +218,21 @@ func TestPagedTreeDamage(t *testing.T) {
 	}
 	if _, err := LoadTree(ctx, r, id); err == nil {
 		t.Error("an index of depth 2 over leaf pages loaded without an error")
+	}
+	// A page without nodes.
+	empty, _, err := r.SaveBlob(ctx, pack.TreeBlob, []byte{treeVersion, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err = r.SaveBlob(ctx, pack.TreeBlob, encodeTreeIndex(1, append([]chunk.ID{pages[0], empty}, pages[1:]...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTree(ctx, r, id); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("an empty page: %v, want an error saying so", err)
 	}
 }
 
