@@ -625,8 +625,13 @@ func (rs *restorer) verify(j restoreJob) error {
 		return err
 	}
 	defer f.Close()
+	var buf []byte
 	for _, id := range j.node.Content {
-		buf := make([]byte, j.locs[id].RawLength)
+		if n := int(j.locs[id].RawLength); cap(buf) < n {
+			buf = make([]byte, n)
+		} else {
+			buf = buf[:n]
+		}
 		if _, err := io.ReadFull(f, buf); err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
