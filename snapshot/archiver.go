@@ -581,16 +581,23 @@ func (a *archiver) saveTree(ctx context.Context, nodes []Node, failed []atomic.B
 }
 
 func (a *archiver) fileWorker(ctx context.Context) {
-	ch := chunk.NewChunker(a.r.Config().Chunker)
-	// Room for a typical chunk; the chunker grows the buffer for a larger
-	// one, which the worker keeps until the file is done. Reserving the
-	// largest chunk (8 MiB by default) for every worker up front raised the
-	// GC's target, which scales with the heap, by that much.
+	// The chunker (its tables take a quarter of a millisecond to compute)
+	// and the buffer are made with the first file to read: a no-change
+	// backup reads none. The buffer has room for a typical chunk; the
+	// chunker grows it for a larger one, which the worker keeps until the
+	// file is done. Reserving the largest chunk (8 MiB by default) for every
+	// worker up front raised the GC's target, which scales with the heap, by
+	// that much.
+	var ch *chunk.Chunker
+	var buf []byte
 	p := a.r.Config().Chunker
 	typical := int(min(p.MaxSize, 2*p.AvgSize))
-	buf := make([]byte, 0, typical)
 	for job := range a.jobs {
 		if ctx.Err() == nil {
+			if ch == nil {
+				ch = chunk.NewChunker(p)
+				buf = make([]byte, 0, typical)
+			}
 			err := a.saveFile(ctx, ch, &buf, job)
 			if cap(buf) > typical {
 				buf = make([]byte, 0, typical) // let a large file's buffer go

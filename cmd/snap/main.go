@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -39,13 +38,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// Backups make much short-lived garbage (one buffer per chunk); a
-	// tighter GC target keeps peak memory near the live set (measured on
-	// the small bench corpus: 102 MiB at the default 100, 82 MiB at 50,
-	// no slower). GOGC still overrides it.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
+	tuneGC(os.Getenv)
 	// SNAP_CPUPROFILE=FILE writes a CPU profile, for docs/PERFORMANCE.md.
 	if p := os.Getenv("SNAP_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"math"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+// gcSettings reads the collector's percentage target and memory limit.
+func gcSettings() (percent int64, limit int64) {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64()), int64(s[1].Value.Uint64())
+}
+
+// TestTuneGC: below the floor the collector runs only at the memory limit;
+// once the live heap needs more than the floor, gcPercent takes over and the
+// limit goes; GOGC or GOMEMLIMIT in the environment leave the choice to Go.
+func TestTuneGC(t *testing.T) {
+	oldPercent := debug.SetGCPercent(100)
+	oldLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+	})
+
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tuneGC(env(map[string]string{"GOGC": "80"}))
+	if p, l := gcSettings(); p != 100 || l != math.MaxInt64 {
+		t.Fatalf("with GOGC set: percent %d, limit %d; want both left alone", p, l)
+	}
+	tuneGC(env(map[string]string{"GOMEMLIMIT": "1GiB"}))
+	if p, l := gcSettings(); p != gcPercent || l != math.MaxInt64 {
+		t.Fatalf("with GOMEMLIMIT set: percent %d, limit %d; want %d and no limit from snap", p, l, gcPercent)
+	}
+
+	debug.SetGCPercent(100)
+	tuneGC(env(nil))
+	if p, l := gcSettings(); p != -1 || l != gcFloor {
+		t.Fatalf("after tuneGC: percent %d, memory limit %d; want off (-1) and the floor %d", p, l, gcFloor)
+	}
+	// A small live heap keeps the floor through collections.
+	runtime.GC()
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond) // the finalizer runs on its own goroutine
+	if _, l := gcSettings(); l != gcFloor {
+		t.Fatalf("after collecting a small heap: memory limit %d, want the floor %d kept", l, gcFloor)
+	}
+	// A live heap of the floor's size hands over to gcPercent.
+	live := make([][]byte, 0, 48)
+	for range 48 {
+		live = append(live, make([]byte, 1<<20))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+		if p, l := gcSettings(); p == gcPercent && l == math.MaxInt64 {
+			break
+		}
+		if time.Now().After(deadline) {
+			p, l := gcSettings()
+			t.Fatalf("with %d MiB live: percent %d, limit %d; want %d and no limit", len(live), p, l, gcPercent)
+		}
+	}
+	runtime.KeepAlive(live)
+}
