@@ -27,11 +27,15 @@
 // Values in the meta bucket: version is a u32 (little-endian, like all
 // values), repository the repository ID as given to Open, next_pack the u32
 // number the next added pack gets; pack numbers start at 0 and are not
-// reused. A blob value is the 30 bytes of the fields FORMAT.md lists.
+// reused; generation 16 random bytes, drawn anew whenever a pack is removed
+// (see Generation). A blob value is the 30 bytes of the fields FORMAT.md
+// lists.
 package index
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -91,6 +95,7 @@ var (
 	keyVersion    = []byte("version")
 	keyRepository = []byte("repository")
 	keyNextPack   = []byte("next_pack")
+	keyGeneration = []byte("generation")
 )
 
 // Sizes of the stored values.
@@ -188,6 +193,7 @@ func (ix *Index) init(repoID string) error {
 			string(keyVersion):    binary.LittleEndian.AppendUint32(nil, Version),
 			string(keyRepository): []byte(repoID),
 			string(keyNextPack):   binary.LittleEndian.AppendUint32(nil, 0),
+			string(keyGeneration): newGeneration(),
 		} {
 			if err := meta.Put([]byte(k), v); err != nil {
 				return fmt.Errorf("index %s: write meta %s: %w", ix.path, k, err)
@@ -936,6 +942,11 @@ func (ix *Index) removePacks(b buckets, ids []chunk.ID) error {
 	if len(nums) == 0 {
 		return nil
 	}
+	// Blobs may go: a snapshot written under the old generation no longer
+	// proves that its blobs are indexed.
+	if err := b.meta.Put(keyGeneration, newGeneration()); err != nil {
+		return fmt.Errorf("index %s: write meta %s: %w", ix.path, keyGeneration, err)
+	}
 	// Blob entries do not say which pack they are in without a full scan.
 	// Collect first and delete afterwards: deleting under a cursor can make
 	// the cursor skip the next key.
@@ -986,6 +997,52 @@ func (ix *Index) removePacks(b buckets, ids []chunk.ID) error {
 		}
 	}
 	return nil
+}
+
+// Generation returns the index's generation as 32 hex digits: a random value
+// drawn when the file is created and again whenever a pack is removed. While
+// it stays the same, no blob has left the index, so every blob a snapshot
+// referred to when it was written under this generation is still indexed. An
+// index written before generations existed gets one here (the caller must be
+// the writer).
+func (ix *Index) Generation() (string, error) {
+	var g []byte
+	err := ix.view(func(tx *bolt.Tx) error {
+		b, err := ix.buckets(tx)
+		if err == nil {
+			g = append(g, b.meta.Get(keyGeneration)...)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if g == nil {
+		err = ix.update(func(tx *bolt.Tx) error {
+			b, err := ix.buckets(tx)
+			if err != nil {
+				return err
+			}
+			if g = append(g, b.meta.Get(keyGeneration)...); g == nil {
+				g = newGeneration()
+				if err := b.meta.Put(keyGeneration, g); err != nil {
+					return fmt.Errorf("index %s: write meta %s: %w", ix.path, keyGeneration, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(g), nil
+}
+
+// newGeneration draws a generation value; crypto/rand does not fail on Linux.
+func newGeneration() []byte {
+	g := make([]byte, 16)
+	rand.Read(g)
+	return g
 }
 
 // HasPack reports whether the pack id is indexed.

@@ -89,6 +89,11 @@ type archiver struct {
 	dirSlots chan struct{}
 	// copies holds spare chunk copies of copySize bytes for reuse.
 	copies chan []byte
+	// generation is the index generation the run started with; parentIndexed
+	// says that the parent snapshot was written under it, so every blob the
+	// parent names is still indexed and need not be looked up.
+	generation    string
+	parentIndexed bool
 
 	errOnce sync.Once
 	err     error
@@ -162,6 +167,14 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 		dirSlots: make(chan struct{}, 2*runtime.NumCPU()),
 		copies:   make(chan []byte, runtime.NumCPU()),
 	}
+	// The caller holds the write lock, so no prune can remove blobs (and
+	// change the generation) before the snapshot is written.
+	gen, err := r.Index().Generation()
+	if err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	a.generation = gen
+	a.parentIndexed = opts.Parent != nil && opts.Parent.IndexGeneration == gen && !opts.Force
 	var workers, savers sync.WaitGroup
 	for i := 0; i < opts.Workers; i++ {
 		workers.Add(1)
@@ -202,6 +215,7 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 		Time: t, Tree: root, Paths: opts.Paths, Hostname: opts.Host, Username: opts.Username,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Tags: opts.Tags,
 		SourceKind: opts.SourceKind, ProgramVersion: opts.ProgramVersion,
+		IndexGeneration: a.generation,
 	}
 	if sn.SourceKind == "" {
 		sn.SourceKind = a.sourceKind()
@@ -420,6 +434,9 @@ func (a *archiver) unchanged(n, p *Node, present map[chunk.ID]bool) bool {
 	if !a.opts.IgnoreCtime && !n.CTime.Equal(p.CTime) || !a.opts.IgnoreInode && n.Inode != p.Inode {
 		return false
 	}
+	if a.parentIndexed {
+		return true
+	}
 	for _, id := range p.Content {
 		if present != nil {
 			if !present[id] {
@@ -434,8 +451,13 @@ func (a *archiver) unchanged(n, p *Node, present map[chunk.ID]bool) bool {
 
 // presentContent checks in one index transaction which content blobs of the
 // parent's files are still in the repository, so that reusing an unchanged
-// file costs no index lookup of its own.
+// file costs no index lookup of its own. It returns nil when the parent's
+// blobs are known to be indexed (parentIndexed): then unchanged looks up
+// nothing.
 func (a *archiver) presentContent(names []string, parent map[string]*Node) map[chunk.ID]bool {
+	if a.parentIndexed {
+		return nil
+	}
 	var ids []chunk.ID
 	for _, name := range names {
 		if p := parent[name]; p != nil && p.Type == TypeFile {

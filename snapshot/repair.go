@@ -47,6 +47,7 @@ func (rp *Repairer) Repair(ctx context.Context, sn *Snapshot) (*Snapshot, error)
 	out.Original = &orig
 	out.Lost = res.lost
 	out.ID = chunk.ID{}
+	out.IndexGeneration = "" // the next backup checks its blobs again
 	if !contains(out.Tags, "repaired") {
 		out.Tags = append(append([]string(nil), out.Tags...), "repaired")
 	}

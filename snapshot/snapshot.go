@@ -60,6 +60,9 @@ type Snapshot struct {
 	// replaces, and the paths whose data could not be kept.
 	Original *chunk.ID `json:"original,omitempty"`
 	Lost     []string  `json:"lost,omitempty"`
+	// IndexGeneration is the index generation (index.Generation) under
+	// which create wrote the snapshot: every blob it names was indexed then.
+	IndexGeneration string `json:"index_generation,omitempty"`
 
 	// ID is the snapshot's name in the repository; not part of the document.
 	ID chunk.ID `json:"-"`

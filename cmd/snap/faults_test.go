@@ -889,12 +889,12 @@ type indexContent struct {
 	Packs map[chunk.ID]index.PackInfo
 }
 
-// readIndexContent reads the logical content of the repository's index.db.
-func readIndexContent(t testing.TB, repo string) indexContent {
+// openIndex opens the index.db of a local repository, which must exist.
+func openIndex(t testing.TB, repo string) *index.Index {
 	t.Helper()
 	path := filepath.Join(repo, "index.db")
 	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("dump index: %v", err)
+		t.Fatalf("open index: %v", err)
 	}
 	var cfg struct {
 		ID string `json:"id"`
@@ -910,6 +910,13 @@ func readIndexContent(t testing.TB, repo string) indexContent {
 	if err != nil {
 		t.Fatalf("open index: %v", err)
 	}
+	return ix
+}
+
+// readIndexContent reads the logical content of the repository's index.db.
+func readIndexContent(t testing.TB, repo string) indexContent {
+	t.Helper()
+	ix := openIndex(t, repo)
 	defer ix.Close()
 	d := indexContent{Blobs: map[chunk.ID]index.Location{}, Packs: map[chunk.ID]index.PackInfo{}}
 	if err := ix.Blobs(func(l index.Location) error { d.Blobs[l.ID] = l; return nil }); err != nil {
