@@ -45,6 +45,10 @@ type Options struct {
 	// TreeCacheDir, if set, keeps a local copy of every tree blob read, so
 	// browsing a remote repository does not fetch the same trees again.
 	TreeCacheDir string
+	// SnapshotCacheDir, if set, keeps a local copy of every snapshot
+	// document read or written: a backup reads all of them to find its
+	// parent, a round trip each on a remote repository.
+	SnapshotCacheDir string
 	// Cache says the index is a local cache of a remote repository, which
 	// other machines change: taking the write lock then also drops packs
 	// they pruned (see SyncCache).
@@ -61,6 +65,8 @@ type Repository struct {
 	idx  *index.Index
 	opts Options
 	comp *compressor
+
+	trees, snapshots fileCache
 
 	mu       sync.Mutex
 	reserved map[chunk.ID]struct{} // blobs saved (or being saved) by this handle
@@ -129,13 +135,15 @@ func open(ctx context.Context, be backend.Backend, cfg Config, opts Options) (*R
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
 	}
 	return &Repository{
-		be:       be,
-		cfg:      cfg,
-		idx:      idx,
-		opts:     opts,
-		comp:     newCompressor(mode),
-		reserved: make(map[chunk.ID]struct{}),
-		bufs:     sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }},
+		be:        be,
+		cfg:       cfg,
+		idx:       idx,
+		opts:      opts,
+		comp:      newCompressor(mode),
+		reserved:  make(map[chunk.ID]struct{}),
+		bufs:      sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }},
+		trees:     fileCache{dir: opts.TreeCacheDir, fanout: true},
+		snapshots: fileCache{dir: opts.SnapshotCacheDir},
 	}, nil
 }
 
@@ -159,8 +167,8 @@ func PackName(id chunk.ID) string {
 
 // LoadBlob returns the raw bytes of a blob, verified against its ID.
 func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id chunk.ID) ([]byte, error) {
-	if t == pack.TreeBlob && r.opts.TreeCacheDir != "" {
-		if data, ok := r.cachedTree(id); ok {
+	if t == pack.TreeBlob {
+		if data, ok := r.trees.get(id); ok {
 			return data, nil
 		}
 	}
@@ -174,34 +182,6 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, id chunk.ID)
 	return r.LoadBlobAt(ctx, loc)
 }
 
-// cachedTree returns a tree blob from the local cache, checked against its
-// ID (a damaged cache entry is dropped and the blob fetched again).
-func (r *Repository) cachedTree(id chunk.ID) ([]byte, bool) {
-	p := filepath.Join(r.opts.TreeCacheDir, id.String()[:2], id.String())
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, false
-	}
-	if chunk.Hash(data) != id {
-		os.Remove(p)
-		return nil, false
-	}
-	return data, true
-}
-
-// cacheTree stores a verified tree blob in the local cache; failing to is
-// harmless.
-func (r *Repository) cacheTree(id chunk.ID, data []byte) {
-	dir := filepath.Join(r.opts.TreeCacheDir, id.String()[:2])
-	if os.MkdirAll(dir, 0o700) != nil {
-		return
-	}
-	tmp := filepath.Join(dir, id.String()+".tmp")
-	if os.WriteFile(tmp, data, 0o600) == nil {
-		os.Rename(tmp, filepath.Join(dir, id.String()))
-	}
-}
-
 // ErrBlobMissing is wrapped by errors for a blob that is not in the index.
 var ErrBlobMissing = errors.New("blob not in the index; run 'snap repair index', then 'snap check'")
 
@@ -210,13 +190,20 @@ var ErrBlobCorrupt = errors.New("blob damaged; run 'snap check --read-data'")
 
 // LoadBlobAt reads the blob at a known location and verifies it.
 func (r *Repository) LoadBlobAt(ctx context.Context, loc index.Location) ([]byte, error) {
+	if loc.Type == pack.TreeBlob {
+		// A backup's walk reads the parent's trees here: on a remote
+		// repository a round trip each, unless cached.
+		if data, ok := r.trees.get(loc.ID); ok {
+			return data, nil
+		}
+	}
 	stored := make([]byte, loc.Length)
 	if err := r.readPack(ctx, loc.Pack, int64(loc.Offset), stored); err != nil {
 		return nil, fmt.Errorf("load %s blob %s from pack %s: %w", loc.Type, loc.ID.Short(), loc.Pack.Short(), err)
 	}
 	raw, err := r.decodeBlob(loc.Pack, loc.Blob, stored)
-	if err == nil && loc.Type == pack.TreeBlob && r.opts.TreeCacheDir != "" {
-		r.cacheTree(loc.ID, raw)
+	if err == nil && loc.Type == pack.TreeBlob {
+		r.trees.put(loc.ID, raw)
 	}
 	return raw, err
 }

@@ -29,11 +29,15 @@ func (r *Repository) SaveSnapshotFile(ctx context.Context, data []byte) (chunk.I
 	if err := r.be.Save(ctx, snapshotName(id), bytes.NewReader(data)); err != nil {
 		return id, fmt.Errorf("save snapshot %s: %w", id.Short(), err)
 	}
+	r.snapshots.put(id, data)
 	return id, nil
 }
 
 // LoadSnapshotFile reads a snapshot document and checks it against its ID.
 func (r *Repository) LoadSnapshotFile(ctx context.Context, id chunk.ID) ([]byte, error) {
+	if data, ok := r.snapshots.get(id); ok {
+		return data, nil
+	}
 	rc, err := r.be.Load(ctx, snapshotName(id), 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot %s: %w", id.Short(), err)
@@ -49,6 +53,7 @@ func (r *Repository) LoadSnapshotFile(ctx context.Context, id chunk.ID) ([]byte,
 	if chunk.Hash(data) != id {
 		return nil, fmt.Errorf("load snapshot %s: content does not match its name: %w; run 'snap check'", id.Short(), ErrSnapshotCorrupt)
 	}
+	r.snapshots.put(id, data)
 	return data, nil
 }
 
@@ -66,10 +71,12 @@ func (r *Repository) SnapshotIDs(ctx context.Context) ([]chunk.ID, error) {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	r.snapshots.keepOnly(ids)
 	return ids, nil
 }
 
 // RemoveSnapshotFile deletes a snapshot document.
 func (r *Repository) RemoveSnapshotFile(ctx context.Context, id chunk.ID) error {
+	r.snapshots.remove(id)
 	return r.be.Remove(ctx, snapshotName(id))
 }

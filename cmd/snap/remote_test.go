@@ -58,6 +58,11 @@ func remoteRoundTrip(t *testing.T, loc string, flags ...string) {
 	if err := json.Unmarshal([]byte(run("snapshots", "--json").stdout), &snaps); err != nil || len(snaps) != 2 {
 		t.Fatalf("snapshots --json: %d snapshots, %v", len(snaps), err)
 	}
+	// Both documents are cached, so the next backup's search for its parent
+	// fetches none of them.
+	if docs, err := os.ReadDir(filepath.Join(cache, "snap", created.ID, "snapshots")); err != nil || len(docs) != 2 {
+		t.Errorf("snapshot cache: %d entries, %v; want the 2 documents", len(docs), err)
+	}
 	out := t.TempDir()
 	run("restore", "latest", "--target", out)
 	compareTrees(t, src, filepath.Join(out, "tree"))

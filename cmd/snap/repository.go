@@ -277,7 +277,8 @@ func (g *globals) open(ctx context.Context, compression string) (*repo.Repositor
 		return nil, fmt.Errorf("%w at %s (%v); create one with 'snap init -r %s'", repo.ErrNoRepository, l.be.Location(), l.noConfig, g.repo)
 	}
 	r, err := repo.Open(ctx, l.be, repo.Options{IndexPath: l.indexPath, Compression: compression,
-		TreeCacheDir: filepath.Join(filepath.Dir(l.indexPath), "trees"), Cache: true})
+		TreeCacheDir:     filepath.Join(filepath.Dir(l.indexPath), "trees"),
+		SnapshotCacheDir: filepath.Join(filepath.Dir(l.indexPath), "snapshots"), Cache: true})
 	if err != nil {
 		return nil, err
 	}
