@@ -15,11 +15,17 @@ const (
 	MaxChunkLimit = 64 << 20
 )
 
-// Default chunk sizes: restic's, which suit whole files of cleartext.
+// Default chunk sizes: half of restic's. An edit in place to a large file
+// (a database, a disk image) costs the whole chunk it falls in, so smaller
+// chunks store less per day; restic keeps its index in memory, which makes
+// blobs dear there, while snap's index is on disk. On the bench corpus, ten
+// days of edits added 10.0 MiB a day instead of 14.5 with restic's
+// 512 KiB / 1 MiB / 8 MiB, and the repository after prune was 8 % smaller,
+// at the same backup speed and with 9 MiB less peak memory.
 const (
-	DefaultMin = 512 << 10
-	DefaultAvg = 1 << 20
-	DefaultMax = 8 << 20
+	DefaultMin = 256 << 10
+	DefaultAvg = 512 << 10
+	DefaultMax = 4 << 20
 )
 
 // Params are the chunker settings of a repository. Two repositories with equal

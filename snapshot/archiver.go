@@ -607,7 +607,7 @@ func (a *archiver) fileWorker(ctx context.Context) {
 	// and the buffer are made with the first file to read: a no-change
 	// backup reads none. The buffer has room for a typical chunk; the
 	// chunker grows it for a larger one, which the worker keeps until the
-	// file is done. Reserving the largest chunk (8 MiB by default) for every
+	// file is done. Reserving the largest chunk (4 MiB by default) for every
 	// worker up front raised the GC's target, which scales with the heap, by
 	// that much.
 	var ch *chunk.Chunker

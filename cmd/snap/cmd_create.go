@@ -81,7 +81,7 @@ func newCreateCmd(g *globals) (*cobra.Command, *createOptions) {
 	f.StringArrayVar(&o.filesFrom, "files-from", nil, "read the paths to back up from `FILE`, one per line (repeatable)")
 	f.StringVar(&o.namesFrom, "names-from", "", "for an eCryptfs lower tree: the mounted cleartext view `DIR`, to record a local map of the encrypted names (default: found in /proc/mounts)")
 	f.BoolVar(&o.iKnow, "i-know", false, "do not warn about eCryptfs secrets or cleartext going to a remote repository")
-	o.initOpts = initOptions{chunkMin: "512KiB", chunkAvg: "1MiB", chunkMax: "8MiB", compression: repo.CompressAuto}
+	o.initOpts = defaultInitOptions()
 	return c, o
 }
 

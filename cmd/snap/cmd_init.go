@@ -51,11 +51,32 @@ func initCmd(g *globals) *cobra.Command {
 }
 
 func addInitFlags(c *cobra.Command, o *initOptions) {
+	d := defaultInitOptions()
 	f := c.Flags()
-	f.StringVar(&o.chunkMin, "chunk-min", "512KiB", "minimum chunk size")
-	f.StringVar(&o.chunkAvg, "chunk-avg", "1MiB", "average chunk size (a power of two)")
-	f.StringVar(&o.chunkMax, "chunk-max", "8MiB", "maximum chunk size")
-	f.StringVar(&o.compression, "compression", repo.CompressAuto, "default compression: auto, off, fastest, default, better, max")
+	f.StringVar(&o.chunkMin, "chunk-min", d.chunkMin, "minimum chunk size")
+	f.StringVar(&o.chunkAvg, "chunk-avg", d.chunkAvg, "average chunk size (a power of two)")
+	f.StringVar(&o.chunkMax, "chunk-max", d.chunkMax, "maximum chunk size")
+	f.StringVar(&o.compression, "compression", d.compression, "default compression: auto, off, fastest, default, better, max")
+}
+
+// defaultInitOptions are the settings of a new repository when no flag says
+// otherwise (init, and create --init).
+func defaultInitOptions() initOptions {
+	return initOptions{
+		chunkMin: sizeFlag(chunk.DefaultMin), chunkAvg: sizeFlag(chunk.DefaultAvg), chunkMax: sizeFlag(chunk.DefaultMax),
+		compression: repo.CompressAuto,
+	}
+}
+
+// sizeFlag writes a size as a flag value parseSize reads back exactly.
+func sizeFlag(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%d", n)
 }
 
 func (g *globals) initRepo(ctx context.Context, o *initOptions) (*repo.Repository, error) {
