@@ -218,6 +218,7 @@ func BenchmarkEncodeTree(b *testing.B) {
 	}
 	data, _ := EncodeTree(nodes)
 	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := EncodeTree(nodes); err != nil {
 			b.Fatal(err)
@@ -234,6 +235,7 @@ func BenchmarkDecodeTree(b *testing.B) {
 	}
 	data, _ := EncodeTree(nodes)
 	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := DecodeTree(data); err != nil {
 			b.Fatal(err)
