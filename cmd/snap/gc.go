@@ -51,16 +51,35 @@ func armGCHandover() {
 
 // handOver switches from the floor to gcPercent when the live heap has grown
 // so that gcPercent's goal lies above the floor, and reports whether it did.
+// It also hands over when memory that holds no heap object (goroutine
+// stacks, the runtime's own structures) leaves less than a quarter of the
+// floor to allocate before the limit forces the next collection: the
+// collector would otherwise run back to back.
 func handOver() bool {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		debug.SetGCPercent(gcPercent) // metric gone in a future Go: plain GOGC
-		debug.SetMemoryLimit(math.MaxInt64)
-		return true
+	s := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
 	}
-	live := s[0].Value.Uint64()
-	if live*(100+gcPercent)/100 < gcFloor {
+	metrics.Read(s)
+	var v [5]int64
+	for i := range s {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			debug.SetGCPercent(gcPercent) // a metric gone in a future Go: plain GOGC
+			debug.SetMemoryLimit(math.MaxInt64)
+			return true
+		}
+		v[i] = int64(s[i].Value.Uint64())
+	}
+	live := v[0]
+	// The limit counts all mapped memory not returned to the OS. Of it,
+	// free spans are reused before the heap grows, and heap objects are the
+	// live ones plus garbage not yet swept (which the sweep frees); the rest
+	// holds no object.
+	other := max(0, v[1]-v[2]-v[3]-v[4])
+	if live*(100+gcPercent)/100 < gcFloor && live+other+gcFloor/4 <= gcFloor {
 		return false
 	}
 	debug.SetGCPercent(gcPercent)

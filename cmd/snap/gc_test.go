@@ -68,3 +68,49 @@ func TestTuneGC(t *testing.T) {
 	}
 	runtime.KeepAlive(live)
 }
+
+// growStack uses about n KiB of stack, then waits for release.
+func growStack(n int, release <-chan struct{}, ready chan<- struct{}) byte {
+	var pad [1024]byte
+	if n > 0 {
+		pad[0] = growStack(n-1, release, ready)
+		return pad[0] + pad[1023]
+	}
+	ready <- struct{}{}
+	<-release
+	return pad[0]
+}
+
+// TestTuneGCHandsOverForStacks: memory outside the heap (here goroutine
+// stacks) counts against the limit; when it leaves too little room below the
+// floor, the floor gives way rather than collect back to back.
+func TestTuneGCHandsOverForStacks(t *testing.T) {
+	oldPercent := debug.SetGCPercent(100)
+	oldLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+	})
+	tuneGC(func(string) string { return "" })
+	release, ready := make(chan struct{}), make(chan struct{})
+	const goroutines = 400 // 64 KiB of stack each: 25 MiB
+	for range goroutines {
+		go growStack(60, release, ready)
+	}
+	for range goroutines {
+		<-ready
+	}
+	defer close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+		if p, l := gcSettings(); p == gcPercent && l == math.MaxInt64 {
+			return
+		}
+		if time.Now().After(deadline) {
+			p, l := gcSettings()
+			t.Fatalf("with %d goroutines of 64 KiB stacks: percent %d, limit %d; want %d and no limit", goroutines, p, l, gcPercent)
+		}
+	}
+}
