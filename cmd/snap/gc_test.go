@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"runtime/debug"
@@ -54,19 +55,26 @@ func TestTuneGC(t *testing.T) {
 	for range 48 {
 		live = append(live, make([]byte, 1<<20))
 	}
+	waitHandOver(t, fmt.Sprintf("with %d MiB live", len(live)))
+	runtime.KeepAlive(live)
+}
+
+// waitHandOver collects until the floor has handed over to gcPercent, or
+// fails after 5 seconds (the finalizer runs on a goroutine of its own).
+func waitHandOver(t *testing.T, what string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
-		if p, l := gcSettings(); p == gcPercent && l == math.MaxInt64 {
-			break
+		p, l := gcSettings()
+		if p == gcPercent && l == math.MaxInt64 {
+			return
 		}
 		if time.Now().After(deadline) {
-			p, l := gcSettings()
-			t.Fatalf("with %d MiB live: percent %d, limit %d; want %d and no limit", len(live), p, l, gcPercent)
+			t.Fatalf("%s: percent %d, limit %d; want %d and no limit", what, p, l, gcPercent)
 		}
 	}
-	runtime.KeepAlive(live)
 }
 
 // growStack uses about n KiB of stack, then waits for release.
@@ -101,16 +109,5 @@ func TestTuneGCHandsOverForStacks(t *testing.T) {
 		<-ready
 	}
 	defer close(release)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-		if p, l := gcSettings(); p == gcPercent && l == math.MaxInt64 {
-			return
-		}
-		if time.Now().After(deadline) {
-			p, l := gcSettings()
-			t.Fatalf("with %d goroutines of 64 KiB stacks: percent %d, limit %d; want %d and no limit", goroutines, p, l, gcPercent)
-		}
-	}
+	waitHandOver(t, fmt.Sprintf("with %d goroutines of 64 KiB stacks", goroutines))
 }
