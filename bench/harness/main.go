@@ -42,6 +42,7 @@ type harness struct {
 	failLogs  string // where logs of failed runs are copied
 	repos     map[string]*repo
 	results   []*Result
+	creates   []string // file creation speed measured before the corpus and each rep's restores
 
 	// -corpus cipher only (cipher.go)
 	xattr       bool   // headers in the user.ecryptfs xattr (ecryptfs-gen -xattr)
@@ -136,6 +137,9 @@ func run() error {
 		}
 	}
 	waitSettle(*settle, *size)
+	if err := h.checkCreates("corpus", filepath.Join(h.data, "tree")); err != nil {
+		return err
+	}
 
 	genOut, err := exec.Command(h.corpusBin, "gen", "-size", *size, "-seed", fmt.Sprint(*seed), h.home).CombinedOutput()
 	if err != nil {
@@ -176,6 +180,7 @@ func run() error {
 		"tool's repository and cache directory (for backups, restores, prune) were read with " +
 		"`tar -cf - … | cat >/dev/null`, then sync(1) ran. Every repository and restore directory is fresh, " +
 		"nothing is deleted before a timed command, and the order of the tools rotates between repetitions."
+	info.createNote = strings.Join(h.creates, "; ")
 	var table bytes.Buffer
 	writeTable(&table, info, h.results)
 	var tsv bytes.Buffer
@@ -384,6 +389,9 @@ func (h *harness) rep(rep int) error {
 		}
 	}
 
+	if err := h.checkCreates(fmt.Sprintf("rep %d restores", rep), filepath.Join(h.data, "restores")); err != nil {
+		return err
+	}
 	for i, name := range order {
 		target := filepath.Join(h.data, "restores", strings.ReplaceAll(name, " ", "")+"-r"+fmt.Sprint(rep))
 		if err := os.Mkdir(target, 0o755); err != nil {
@@ -566,5 +574,20 @@ func (h *harness) pruneRep(rep int) error {
 			r.snaps = r.snaps[max(0, len(r.snaps)-3):]
 		}
 	}
+	return nil
+}
+
+// checkCreates waits while file creation in dir is slow (see creates.go) and
+// records the speed found for the report.
+func (h *harness) checkCreates(what, dir string) error {
+	per, waited, err := waitForCreates(dir, what, probeCreates, time.Sleep)
+	if err != nil {
+		return err
+	}
+	note := fmt.Sprintf("%s %s", what, per.Round(time.Microsecond))
+	if waited > 0 {
+		note += fmt.Sprintf(" (after waiting %s)", waited)
+	}
+	h.creates = append(h.creates, note)
 	return nil
 }

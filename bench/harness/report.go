@@ -120,6 +120,7 @@ type reportInfo struct {
 	loadStart, loadEnd                    float64 // 1-minute load averages
 	versions                              []string
 	tools                                 []string // tools in table order
+	createNote                            string   // file creation speed probed before creating many files
 }
 
 // machine describes the CPU, core count, memory and kernel.
@@ -160,6 +161,10 @@ func writeHeader(w io.Writer, title string, info reportInfo, results []*Result) 
 	}
 	fmt.Fprintf(w, "Load (1-minute average): %.2f at the start, %.2f at the end, at most %.2f before a timed command.\n\n",
 		info.loadStart, info.loadEnd, peak)
+	if info.createNote != "" {
+		fmt.Fprintf(w, "File creation per file, measured with %d empty files right before: %s (slower than %s means a recent mass delete, trap 1 of BENCHMARKING.md; the harness waits up to %s for it to pass).\n\n",
+			probeFiles, info.createNote, slowCreate, createWait)
+	}
 	if peak >= 1 {
 		fmt.Fprintf(w, "**Warning:** other processes were running (load up to %.2f on %d cores); wall times are "+
 			"inflated and unreliable, CPU times less so. Rerun on an idle machine.\n\n", peak, runtime.NumCPU())
