@@ -160,3 +160,63 @@ func TestTreeCacheServesLoadBlobAt(t *testing.T) {
 		}
 	}
 }
+
+// TestBypassCaches: check and repair read the repository's own bytes; a
+// cached good copy must not hide a damaged tree or snapshot document.
+func TestBypassCaches(t *testing.T) {
+	ctx := context.Background()
+	dir := pruneTestRepo(t)
+	opts := Options{IndexPath: filepath.Join(dir, "index.db"),
+		TreeCacheDir: filepath.Join(t.TempDir(), "trees"), SnapshotCacheDir: filepath.Join(t.TempDir(), "snapshots")}
+	r, err := Open(ctx, local.New(dir), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := pruneTestData(7, 4000)
+	if _, _, err := r.SaveBlob(ctx, pack.TreeBlob, tree); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snapID, err := r.SaveSnapshotFile(ctx, []byte(`{"n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, ok, err := r.Index().Lookup(chunk.Hash(tree))
+	if err != nil || !ok {
+		t.Fatalf("lookup: %v, %v", ok, err)
+	}
+	if _, err := r.LoadBlobAt(ctx, loc); err != nil { // now cached
+		t.Fatal(err)
+	}
+	r.Close()
+
+	// Damage both in the repository; the caches keep their good copies.
+	for _, p := range []string{filepath.Join(dir, PackName(loc.Pack)), filepath.Join(dir, "snapshots", snapID.String())} {
+		if err := os.Chmod(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("garbage, not what was stored"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err = Open(ctx, local.New(dir), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { r.Close() }()
+	if _, err := r.LoadBlobAt(ctx, loc); err != nil {
+		t.Fatalf("tree through the cache: %v; want the cached copy", err)
+	}
+	r.BypassCaches()
+	if _, err := r.LoadBlobAt(ctx, loc); err == nil {
+		t.Fatal("tree read past the cache: no error from the damaged pack")
+	}
+	if _, err := r.LoadBlob(ctx, pack.TreeBlob, chunk.Hash(tree)); err == nil {
+		t.Fatal("tree by ID past the cache: no error from the damaged pack")
+	}
+	if _, err := r.LoadSnapshotFile(ctx, snapID); err == nil {
+		t.Fatal("snapshot document past the cache: no error for the damaged one")
+	}
+}

@@ -147,6 +147,12 @@ func open(ctx context.Context, be backend.Backend, cfg Config, opts Options) (*R
 	}, nil
 }
 
+// BypassCaches makes this handle read every tree blob and snapshot document
+// from the repository itself, never from the local caches: check and repair
+// must see the repository's bytes, which a good cached copy would hide. Call
+// it before the handle is used.
+func (r *Repository) BypassCaches() { r.trees, r.snapshots = fileCache{}, fileCache{} }
+
 // Config returns the repository configuration.
 func (r *Repository) Config() Config { return r.cfg }
 

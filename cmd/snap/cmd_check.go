@@ -85,6 +85,7 @@ type checkResult struct {
 // (and may have locked), reporting each finding through report and each stage
 // through progress.
 func (g *globals) checkRepo(ctx context.Context, r *repo.Repository, o *checkOptions, report func(severity, msg string), progress func(format string, args ...any)) (*checkResult, error) {
+	r.BypassCaches() // damage in the repository must not hide behind a cached copy
 	res := &checkResult{}
 	say := func(severity, msg string) {
 		if severity == repo.SeverityError {

@@ -115,6 +115,7 @@ becomes empty. The new snapshot records the original's ID and the lost paths and
 				return err
 			}
 			defer release()
+			r.BypassCaches() // repair what the repository holds, not a cached copy
 			all, err := snapshot.List(ctx, r)
 			if err != nil {
 				return err

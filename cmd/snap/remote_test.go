@@ -169,3 +169,32 @@ func TestRemoteS3(t *testing.T) {
 		t.Errorf("untrusted certificate: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
+
+// TestRemoteCheckSeesPastCache: the client caches snapshot documents and
+// trees of a remote repository; check must read the repository's own copies,
+// or damage there would hide behind a good cached one.
+func TestRemoteCheckSeesPastCache(t *testing.T) {
+	srv := backendtest.StartSSHD(t)
+	dir := filepath.Join(t.TempDir(), "repo")
+	loc, flags := srv.Location(dir), []string{"--ssh-command", srv.Command()}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("some text\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustSnap(t, append([]string{"init", "-r", loc}, flags...)...)
+	s := create(t, loc, append(flags, src)...)
+	mustSnap(t, append([]string{"check", "-r", loc}, flags...)...) // reads and caches the document
+
+	doc := filepath.Join(dir, "snapshots", s.SnapshotID)
+	if err := os.Chmod(doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(doc, []byte(`{"damaged": true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := snap(t, append([]string{"check", "-r", loc}, flags...)...)
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, s.SnapshotID[:8]) {
+		t.Fatalf("check of a repository with a damaged snapshot document: exit %d\n%s%s\nwant a failure naming %s", r.code, r.stdout, r.stderr, s.SnapshotID[:8])
+	}
+}
