@@ -17,16 +17,22 @@ func gcSettings() (percent int64, limit int64) {
 	return int64(s[0].Value.Uint64()), int64(s[1].Value.Uint64())
 }
 
-// TestTuneGC: below the floor the collector runs only at the memory limit;
-// once the live heap needs more than the floor, gcPercent takes over and the
-// limit goes; GOGC or GOMEMLIMIT in the environment leave the choice to Go.
-func TestTuneGC(t *testing.T) {
+// resetGC sets the collector to Go's defaults for a test and restores the
+// process's settings after it.
+func resetGC(t *testing.T) {
 	oldPercent := debug.SetGCPercent(100)
 	oldLimit := debug.SetMemoryLimit(math.MaxInt64)
 	t.Cleanup(func() {
 		debug.SetGCPercent(oldPercent)
 		debug.SetMemoryLimit(oldLimit)
 	})
+}
+
+// TestTuneGC: below the floor the collector runs only at the memory limit;
+// once the live heap needs more than the floor, gcPercent takes over and the
+// limit goes; GOGC or GOMEMLIMIT in the environment leave the choice to Go.
+func TestTuneGC(t *testing.T) {
+	resetGC(t)
 
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	tuneGC(env(map[string]string{"GOGC": "80"}))
@@ -93,12 +99,7 @@ func growStack(n int, release <-chan struct{}, ready chan<- struct{}) byte {
 // stacks) counts against the limit; when it leaves too little room below the
 // floor, the floor gives way rather than collect back to back.
 func TestTuneGCHandsOverForStacks(t *testing.T) {
-	oldPercent := debug.SetGCPercent(100)
-	oldLimit := debug.SetMemoryLimit(math.MaxInt64)
-	t.Cleanup(func() {
-		debug.SetGCPercent(oldPercent)
-		debug.SetMemoryLimit(oldLimit)
-	})
+	resetGC(t)
 	tuneGC(func(string) string { return "" })
 	release, ready := make(chan struct{}), make(chan struct{})
 	const goroutines = 400 // 64 KiB of stack each: 25 MiB
