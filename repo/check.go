@@ -2,7 +2,6 @@ package repo
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"path"
@@ -79,9 +78,13 @@ func (r *Repository) CheckPacks(ctx context.Context, report func(Finding)) error
 			report(Finding{SeverityError, p.ID, blobIDs(), fmt.Sprintf("pack %s is %d bytes, the index says %d", p.ID.Short(), size, p.Size)})
 			continue
 		}
-		trailer, err := pack.ReadTrailer(backend.ReaderAt{Ctx: ctx, Backend: r.be, Name: PackName(p.ID)}, size)
+		trailer, tailID, err := pack.ReadTrailerID(backend.ReaderAt{Ctx: ctx, Backend: r.be, Name: PackName(p.ID)}, size)
 		if err != nil {
 			report(Finding{SeverityError, p.ID, blobIDs(), fmt.Sprintf("pack %s: cannot read its trailer: %v", p.ID.Short(), err)})
+			continue
+		}
+		if r.cfg.PackNaming() == pack.TrailerAndFooter && tailID != p.ID {
+			report(Finding{SeverityError, p.ID, blobIDs(), fmt.Sprintf("pack %s: its trailer does not match its name (SHA-256); run 'snap check --read-data' to find the damaged blobs", p.ID.Short())})
 			continue
 		}
 		inTrailer := map[chunk.ID]pack.Blob{}
@@ -115,8 +118,8 @@ func (r *Repository) PackList() ([]index.PackInfo, error) {
 	return packs, nil
 }
 
-// CheckPackData reads a whole pack, checks that its SHA-256 matches its
-// name, and verifies every blob in its trailer (checksum, decompression,
+// CheckPackData reads a whole pack, checks that its name is the SHA-256 the
+// repository's pack naming asks for, and verifies every blob in its trailer (checksum, decompression,
 // SHA-256). It returns the damaged blobs.
 func (r *Repository) CheckPackData(ctx context.Context, p index.PackInfo) ([]chunk.ID, error) {
 	rc, err := r.be.Load(ctx, PackName(p.ID), 0, 0)
@@ -144,7 +147,7 @@ func (r *Repository) CheckPackData(ctx context.Context, p index.PackInfo) ([]chu
 		return bad, fmt.Errorf("pack %s: %w", p.ID.Short(), terr)
 	}
 	var sumErr error
-	if chunk.ID(sha256.Sum256(data)) != p.ID {
+	if id, err := pack.ID(r.cfg.PackNaming(), data); err != nil || id != p.ID {
 		sumErr = fmt.Errorf("pack %s: content does not match its name (SHA-256): %w", p.ID.Short(), ErrBlobCorrupt)
 	}
 	for _, b := range trailer {

@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"snap/chunk"
+	"snap/repo/pack"
 )
 
-// FormatVersion is the repository format this code reads and writes.
-const FormatVersion = 1
+// FormatVersion is the repository format this code writes into new
+// repositories. It reads and writes every version from 1 up to this one: they
+// differ only in how packs are named (see PackNaming).
+const FormatVersion = 2
 
 // maxConfigSize bounds the config file read from a repository.
 const maxConfigSize = 64 << 10
@@ -50,8 +53,8 @@ func NewConfig(p chunk.Params, compression string) (Config, error) {
 }
 
 func (c Config) validate() error {
-	if c.Version != FormatVersion {
-		return fmt.Errorf("%w: format version %d, this snap reads version %d; use a newer snap", ErrBadConfig, c.Version, FormatVersion)
+	if c.Version < 1 || c.Version > FormatVersion {
+		return fmt.Errorf("%w: format version %d, this snap reads versions 1 to %d; use a newer snap", ErrBadConfig, c.Version, FormatVersion)
 	}
 	if _, err := chunk.ParseID(c.ID); err != nil {
 		return fmt.Errorf("%w: repository id %q is not 64 hex digits", ErrBadConfig, c.ID)
@@ -66,6 +69,15 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: encryption %q is not supported by this snap", ErrBadConfig, c.Encryption)
 	}
 	return nil
+}
+
+// PackNaming returns how the repository's packs are named: version 1 by the
+// SHA-256 of the whole file, version 2 by that of the trailer and footer.
+func (c Config) PackNaming() pack.Naming {
+	if c.Version == 1 {
+		return pack.WholeFile
+	}
+	return pack.TrailerAndFooter
 }
 
 // ParseConfig decodes and checks a config file.

@@ -32,7 +32,8 @@ func TestConfigRoundTrip(t *testing.T) {
 func TestParseConfigRefuses(t *testing.T) {
 	for name, s := range map[string]string{
 		"not json":       "{",
-		"version 2":      `{"version":2}`,
+		"version 0":      `{"version":0}`,
+		"version 3":      `{"version":3,"id":"` + chunk.Hash(nil).String() + `","chunker":{"polynomial":"3da3358b4dc173","min_size":524288,"avg_size":1048576,"max_size":8388608},"compression":"auto","encryption":"none"}`,
 		"unknown field":  `{"version":1,"bogus":1}`,
 		"bad id":         `{"version":1,"id":"xyz"}`,
 		"encryption":     `{"version":1,"id":"` + chunk.Hash(nil).String() + `","chunker":{"polynomial":"3da3358b4dc173","min_size":524288,"avg_size":1048576,"max_size":8388608},"compression":"auto","encryption":"aes"}`,

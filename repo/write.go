@@ -112,9 +112,9 @@ func (r *Repository) syncIndex(ctx context.Context, dropGone bool) (int, error) 
 			return n, err
 		}
 		id, _ := chunk.ParseID(path.Base(fi.Name))
-		bs, err := pack.ReadTrailer(backend.ReaderAt{Ctx: ctx, Backend: r.be, Name: fi.Name}, fi.Size)
-		if err != nil {
-			// A damaged pack is not indexed; check --read-data names it.
+		bs, tailID, err := pack.ReadTrailerID(backend.ReaderAt{Ctx: ctx, Backend: r.be, Name: fi.Name}, fi.Size)
+		if err != nil || (r.cfg.PackNaming() == pack.TrailerAndFooter && tailID != id) {
+			// A damaged pack is not indexed; check names it.
 			continue
 		}
 		infos = append(infos, index.PackInfo{ID: id, Size: fi.Size, Count: len(bs)})
@@ -341,7 +341,7 @@ func (r *Repository) newPack() (*openPack, error) {
 		return nil, fmt.Errorf("create pack in %s: %w", dir, err)
 	}
 	buf := bufio.NewWriterSize(f, 1<<20)
-	return &openPack{f: f, buf: buf, w: pack.NewWriter(buf)}, nil
+	return &openPack{f: f, buf: buf, w: pack.NewWriter(buf, r.cfg.PackNaming())}, nil
 }
 
 func (op *openPack) discard() {

@@ -131,20 +131,38 @@ func corruptf(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrCorrupt)
 }
 
-// Writer streams a pack into an io.Writer and computes the pack ID, the
-// SHA-256 of everything written, on the way. It is not safe for concurrent use.
+// Naming says which bytes of a pack its ID, the name of its file, is the
+// SHA-256 of. A repository's format version fixes it for all its packs.
+type Naming uint8
+
+// Namings.
+const (
+	// WholeFile names a pack by the SHA-256 of all its bytes (format
+	// version 1).
+	WholeFile Naming = 1
+	// TrailerAndFooter names a pack by the SHA-256 of its trailer and footer
+	// (format version 2). The trailer holds each blob's ID and the xxh64 of
+	// its stored bytes, so the name still pins every byte of the pack, and a
+	// writer hashes each byte once (for its blob ID) instead of twice.
+	TrailerAndFooter Naming = 2
+)
+
+// Writer streams a pack into an io.Writer and computes the pack ID on the
+// way. It is not safe for concurrent use.
 type Writer struct {
-	w     io.Writer
-	sum   hash.Hash // SHA-256 of everything written: the pack ID
-	size  int64
-	blobs []Blob
-	err   error // sticky: once a write failed, the output is unusable
+	w      io.Writer
+	naming Naming
+	sum    hash.Hash // SHA-256 of the bytes the naming covers: the pack ID
+	size   int64
+	blobs  []Blob
+	err    error // sticky: once a write failed, the output is unusable
 }
 
 // NewWriter returns a Writer that writes a pack into w, normally a temporary
-// file that the caller renames to the pack ID once Finish succeeds.
-func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: w, sum: sha256.New()}
+// file that the caller renames to the pack ID once Finish succeeds, and
+// names it as n says.
+func NewWriter(w io.Writer, n Naming) *Writer {
+	return &Writer{w: w, naming: n, sum: sha256.New()}
 }
 
 // write passes p to the output and the hash, making any failure sticky.
@@ -156,7 +174,9 @@ func (w *Writer) write(p []byte) error {
 	if n < 0 || n > len(p) {
 		n, err = 0, fmt.Errorf("output reported writing %d of %d bytes", n, len(p))
 	}
-	w.sum.Write(p[:n])
+	if w.naming == WholeFile {
+		w.sum.Write(p[:n])
+	}
 	w.size += int64(n)
 	if err == nil && n != len(p) {
 		err = io.ErrShortWrite
@@ -232,6 +252,9 @@ func (w *Writer) Finish() (id chunk.ID, size int64, blobs []Blob, err error) {
 	buf = append(buf, magic[:]...)
 	if err := w.write(buf); err != nil {
 		return id, 0, nil, err
+	}
+	if w.naming != WholeFile {
+		w.sum.Write(buf)
 	}
 	// Poison the Writer so a second Finish or a late Add cannot produce a
 	// second, different pack from the same output.
@@ -338,24 +361,67 @@ func ParseTrailer(trailer []byte, count int, trailerSum uint64, packSize int64) 
 // packSize is reported as corrupt (truncated); other read errors are
 // returned as they are, wrapped.
 func ReadTrailer(r io.ReaderAt, packSize int64) ([]Blob, error) {
+	blobs, _, err := readTail(r, packSize)
+	return blobs, err
+}
+
+// ReadTrailerID is ReadTrailer that also returns the SHA-256 of the trailer
+// and footer: the pack's ID under TrailerAndFooter naming, which lets a
+// reader check a pack's name without reading its blobs.
+func ReadTrailerID(r io.ReaderAt, packSize int64) ([]Blob, chunk.ID, error) {
+	blobs, tail, err := readTail(r, packSize)
+	if err != nil {
+		return nil, chunk.ID{}, err
+	}
+	return blobs, chunk.ID(sha256.Sum256(tail)), nil
+}
+
+// readTail reads and checks the footer and trailer and returns the blobs and
+// the trailer and footer bytes.
+func readTail(r io.ReaderAt, packSize int64) ([]Blob, []byte, error) {
 	if packSize < MinPackSize {
-		return nil, corruptf("pack is %d bytes, smaller than the minimum of %d", packSize, MinPackSize)
+		return nil, nil, corruptf("pack is %d bytes, smaller than the minimum of %d", packSize, MinPackSize)
 	}
 	var footer [FooterSize]byte
 	if err := readFull(r, footer[:], packSize-FooterSize, "footer"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tl, n, sum, err := ParseFooter(footer[:], packSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// tl is at most MaxBlobs*EntrySize (58 MB) and fits in the pack, so the
 	// allocation is bounded by the limit and by the pack's claimed size.
-	trailer := make([]byte, tl)
-	if err := readFull(r, trailer, packSize-FooterSize-int64(tl), "trailer"); err != nil {
-		return nil, err
+	tail := make([]byte, tl+FooterSize)
+	if err := readFull(r, tail[:tl], packSize-FooterSize-int64(tl), "trailer"); err != nil {
+		return nil, nil, err
 	}
-	return ParseTrailer(trailer, n, sum, packSize)
+	copy(tail[tl:], footer[:])
+	blobs, err := ParseTrailer(tail[:tl], n, sum, packSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	return blobs, tail, nil
+}
+
+// ID computes the ID of the pack whose whole content is data under naming
+// n. For TrailerAndFooter it reads the trailer length from the footer; a
+// pack too damaged to say where its trailer starts has no ID (ErrCorrupt).
+func ID(n Naming, data []byte) (chunk.ID, error) {
+	switch n {
+	case WholeFile:
+		return chunk.ID(sha256.Sum256(data)), nil
+	case TrailerAndFooter:
+		if len(data) < FooterSize {
+			return chunk.ID{}, corruptf("pack is %d bytes, smaller than its footer", len(data))
+		}
+		tl, _, _, err := ParseFooter(data[len(data)-FooterSize:], int64(len(data)))
+		if err != nil {
+			return chunk.ID{}, err
+		}
+		return chunk.ID(sha256.Sum256(data[len(data)-FooterSize-tl:])), nil
+	}
+	return chunk.ID{}, fmt.Errorf("pack naming %d is not known", n)
 }
 
 // readFull fills p from r at off. io.ReaderAt may return io.EOF along with a

@@ -27,7 +27,7 @@ type testBlob struct {
 func buildPack(t testing.TB, blobs []testBlob) ([]byte, []Blob) {
 	t.Helper()
 	var buf bytes.Buffer
-	w := NewWriter(&buf)
+	w := NewWriter(&buf, WholeFile)
 	for i, b := range blobs {
 		id := chunk.Hash([]byte(fmt.Sprint("blob", i)))
 		got, err := w.Add(b.t, id, b.c, b.raw, b.stored)
@@ -69,6 +69,70 @@ func samplePack(t testing.TB) ([]byte, []Blob) {
 		{TreeBlob, Zstd, 70, randBytes(r, 40)},
 		{TreeBlob, Raw, 1, []byte{1}},
 	})
+}
+
+// TestNaming writes the same pack under both namings and checks which bytes
+// each ID covers: WholeFile all of them, TrailerAndFooter the tail, whose
+// per-blob checksums still catch a changed blob byte.
+func TestNaming(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	stored := [][]byte{randBytes(r, 700), randBytes(r, 1300)}
+	write := func(n Naming) ([]byte, chunk.ID) {
+		var buf bytes.Buffer
+		w := NewWriter(&buf, n)
+		for i, s := range stored {
+			if _, err := w.Add(DataBlob, chunk.Hash(s), Raw, len(s), s); err != nil {
+				t.Fatal(i, err)
+			}
+		}
+		id, _, _, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes(), id
+	}
+	whole, wholeID := write(WholeFile)
+	file, tailID := write(TrailerAndFooter)
+	if !bytes.Equal(whole, file) {
+		t.Fatal("the naming changed the bytes of the pack")
+	}
+	if wholeID != sha256.Sum256(file) {
+		t.Fatal("WholeFile ID is not the SHA-256 of the file")
+	}
+	if tailID != sha256.Sum256(file[trailerAt(file):]) || tailID == wholeID {
+		t.Fatal("TrailerAndFooter ID is not the SHA-256 of trailer and footer")
+	}
+	for n, want := range map[Naming]chunk.ID{WholeFile: wholeID, TrailerAndFooter: tailID} {
+		if got, err := ID(n, file); err != nil || got != want {
+			t.Errorf("ID(%d) = %s, %v; want %s", n, got.Short(), err, want.Short())
+		}
+	}
+	blobs, got, err := ReadTrailerID(bytes.NewReader(file), int64(len(file)))
+	if err != nil || got != tailID {
+		t.Fatalf("ReadTrailerID = %s, %v; want %s", got.Short(), err, tailID.Short())
+	}
+
+	// A changed blob byte keeps the trailer's name but fails the blob's checksum.
+	bad := bytes.Clone(file)
+	bad[blobs[1].Offset+5] ^= 1
+	if id, _ := ID(TrailerAndFooter, bad); id != tailID {
+		t.Fatal("a blob byte changed the trailer ID")
+	}
+	if err := VerifyBlob(blobs[1], bad[blobs[1].Offset:blobs[1].End()]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("VerifyBlob of a changed blob: %v", err)
+	}
+	// A changed trailer byte changes the name (and here also the checksum).
+	bad = bytes.Clone(file)
+	bad[trailerAt(bad)+3] ^= 1
+	if id, _ := ID(TrailerAndFooter, bad); id == tailID {
+		t.Fatal("a trailer byte left the trailer ID unchanged")
+	}
+	if _, err := ID(TrailerAndFooter, file[:10]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("ID of 10 bytes: %v", err)
+	}
+	if _, err := ID(Naming(9), file); err == nil {
+		t.Fatal("ID accepted an unknown naming")
+	}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -300,7 +364,7 @@ func TestParseFooterDirect(t *testing.T) {
 
 func TestWriterRefuses(t *testing.T) {
 	id := chunk.Hash([]byte("x"))
-	w := NewWriter(io.Discard)
+	w := NewWriter(io.Discard, TrailerAndFooter)
 	if _, _, _, err := w.Finish(); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("empty Finish: %v", err)
 	}
@@ -353,7 +417,7 @@ func (f *failAfter) Write(p []byte) (int, error) {
 }
 
 func TestWriterErrorIsSticky(t *testing.T) {
-	w := NewWriter(&failAfter{n: 10})
+	w := NewWriter(&failAfter{n: 10}, TrailerAndFooter)
 	id := chunk.Hash(nil)
 	if _, err := w.Add(DataBlob, id, Raw, 8, make([]byte, 8)); err != nil {
 		t.Fatal(err)
@@ -404,13 +468,20 @@ func FuzzParsePack(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(magic[:])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		blobs, err := ReadTrailer(bytes.NewReader(data), int64(len(data)))
+		id, idErr := ID(TrailerAndFooter, data)
+		if idErr != nil && !errors.Is(idErr, ErrCorrupt) {
+			t.Fatalf("ID: error does not wrap ErrCorrupt: %v", idErr)
+		}
+		blobs, tailID, err := ReadTrailerID(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			// bytes.Reader never fails, so every error must be about the format.
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
 			}
 			return
+		}
+		if idErr != nil || id != tailID {
+			t.Fatalf("a pack whose trailer reads has ID %s (%v) by ID, %s by ReadTrailerID", id.Short(), idErr, tailID.Short())
 		}
 		checkBlobs(t, blobs, int64(len(data)))
 	})
