@@ -33,6 +33,7 @@ type harness struct {
 	data      string // work dir for trees, repos, restores, tool state, logs
 	home      string // the generated home directory (corpus gen)
 	tree      string // what every tool backs up: home, or with -corpus cipher the current rep's lower tree
+	random    string // the incompressible scenario's tree (random.go), or "" for none
 	corpusBin string
 	tools     []*tool
 	reps      int
@@ -64,6 +65,8 @@ func run() error {
 	xattr := flag.Bool("xattr", false, "with -corpus cipher: headers in the user.ecryptfs xattr (mount option ecryptfs_xattr_metadata)")
 	verify := flag.String("verify", "full", "check restores: full (contents), meta (sizes, mtimes), none")
 	settle := flag.Duration("settle", -1, "wait until this long after the last bench cleanup before creating files (-1: 7m, or 0 for tiny)")
+	randomSize := flag.Int64("random", -1, "MiB of the incompressible file backed up in scenario random (-1: 128, 512 or 1024 by size; 0: skip it)")
+	chunkHash := flag.Float64("chunkhash", 0, "MB/s of BenchmarkChunkAndHash on this machine, to compare the random scenario with")
 	flag.Parse()
 	if *work == "" || *out == "" || flag.NArg() > 0 {
 		flag.Usage()
@@ -125,7 +128,13 @@ func run() error {
 	if ents, _ := os.ReadDir(h.data); len(ents) > 0 {
 		return fmt.Errorf("%s is not empty", h.data)
 	}
-	if err := checkSpace(*work, *size, *reps, len(h.tools), cipher, *rounds); err != nil {
+	if *randomSize < 0 {
+		*randomSize = randomMiB[*size]
+	}
+	if cipher {
+		*randomSize = 0 // the cipher run has scenarios of its own
+	}
+	if err := checkSpace(*work, *size, *reps, len(h.tools), cipher, *rounds, *randomSize); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -147,6 +156,13 @@ func run() error {
 	}
 	corpusLine := strings.TrimSpace(string(genOut))
 	logf("%s", corpusLine)
+	if *randomSize > 0 {
+		h.random = filepath.Join(h.data, "random")
+		if err := writeRandom(h.random, *randomSize, *seed); err != nil {
+			return fmt.Errorf("write the random file: %w", err)
+		}
+		corpusLine += fmt.Sprintf("; scenario random: one file of %d MiB of random bytes", *randomSize)
+	}
 	if err := syncNow(); err != nil {
 		return err
 	}
@@ -181,6 +197,7 @@ func run() error {
 		"`tar -cf - … | cat >/dev/null`, then sync(1) ran. Every repository and restore directory is fresh, " +
 		"nothing is deleted before a timed command, and the order of the tools rotates between repetitions."
 	info.createNote = strings.Join(h.creates, "; ")
+	info.randomNote = randomNote(h.results, *randomSize<<20, *chunkHash)
 	var table bytes.Buffer
 	writeTable(&table, info, h.results)
 	var tsv bytes.Buffer
@@ -212,7 +229,7 @@ func logf(format string, args ...any) {
 // checkSpace refuses to start when the disk cannot hold the run: the
 // corpus, every repetition's repositories and restores, which are all kept
 // until the end so nothing is deleted right before a timed command.
-func checkSpace(work, size string, reps, ntools int, cipher bool, rounds int) error {
+func checkSpace(work, size string, reps, ntools int, cipher bool, rounds int, randomMiB int64) error {
 	var st syscall.Statfs_t
 	dir := work
 	for {
@@ -233,6 +250,8 @@ func checkSpace(work, size string, reps, ntools int, cipher bool, rounds int) er
 		// image and database whole every round.
 		need = corpusMiB[size] * (1 + int64(reps)*(2+2*int64(ntools)+int64(rounds)))
 	}
+	// The random file, and one repository of it per tool and rep.
+	need += randomMiB * (1 + int64(reps)*int64(ntools))
 	if free < need {
 		return fmt.Errorf("%s has %d MiB free, the run needs about %d MiB", work, free, need)
 	}
@@ -418,19 +437,31 @@ func (h *harness) rep(rep int) error {
 			h.checkRestore(res, root)
 		}
 	}
+	if h.random != "" {
+		return h.randomRep(rep, order)
+	}
 	return nil
 }
 
 // newRepo creates t's fresh repository for rep (init is not timed).
 func (h *harness) newRepo(t *tool, rep int) (*repo, error) {
-	r := &repo{dir: filepath.Join(h.data, "repos", t.name+"-r"+fmt.Sprint(rep)),
-		state: filepath.Join(h.data, "state", t.name+"-r"+fmt.Sprint(rep)), xattrs: h.xattr}
+	r, err := h.newRepoNamed(t, rep, "")
+	if err == nil {
+		h.repos[fmt.Sprintf("%s-r%d", t.name, rep)] = r
+	}
+	return r, err
+}
+
+// newRepoNamed creates a fresh repository of t for rep whose directory
+// names end in suffix.
+func (h *harness) newRepoNamed(t *tool, rep int, suffix string) (*repo, error) {
+	name := t.name + "-r" + fmt.Sprint(rep) + suffix
+	r := &repo{dir: filepath.Join(h.data, "repos", name), state: filepath.Join(h.data, "state", name), xattrs: h.xattr}
 	if err := os.MkdirAll(r.state, 0o755); err != nil {
 		return nil, err
 	}
 	t.setup(t, r)
-	h.repos[fmt.Sprintf("%s-r%d", t.name, rep)] = r
-	if err := runQuiet(t.init(t, r), filepath.Join(h.data, "logs", logName("init", t.name, rep, ""))); err != nil {
+	if err := runQuiet(t.init(t, r), filepath.Join(h.data, "logs", logName("init", t.name, rep, suffix))); err != nil {
 		return nil, fmt.Errorf("%s init: %w", t.name, err)
 	}
 	return r, nil

@@ -26,6 +26,7 @@ var scenarios = []scenario{
 	{"incremental", "incremental (1 day of edits)", "repo"},
 	{"restore", "full restore", "restored"},
 	{"prune", "forget --keep-last 3 + prune", "repo"},
+	{"random", "initial backup, incompressible", "repo"},
 }
 
 // baselines names the non-backup command that each scenario is compared with.
@@ -121,6 +122,7 @@ type reportInfo struct {
 	versions                              []string
 	tools                                 []string // tools in table order
 	createNote                            string   // file creation speed probed before creating many files
+	randomNote                            string   // snap's speed on the random file against chunk+hash
 }
 
 // machine describes the CPU, core count, memory and kernel.
@@ -231,7 +233,11 @@ or came from disk, so a cold read shows here); size = repository size (du -sb) a
 for restores the restored tree (du -sb, hard links counted once: a tool that expands hard links
 shows more); added = change of the repository size caused by the command (negative: freed).
 snap/tool = ratio of snap's median to the row's median (below 1: snap is faster or smaller).
+initial backup, incompressible = one file of random bytes (like a VM image) into a fresh repository.
 `)
+	if info.randomNote != "" {
+		fmt.Fprintln(w, "\n"+info.randomNote)
+	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w, "\nNotes:")
 		for _, n := range notes {
