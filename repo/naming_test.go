@@ -20,14 +20,7 @@ func namingTestRepo(t *testing.T, version int) (*Repository, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	p, err := chunk.NewParams(chunk.DefaultMin, chunk.DefaultAvg, chunk.DefaultMax)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := NewConfig(p, CompressAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig(t)
 	cfg.Version = version
 	r, err := Init(ctx, local.New(dir), cfg, Options{IndexPath: filepath.Join(dir, "index.db")})
 	if err != nil {

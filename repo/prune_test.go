@@ -20,6 +20,18 @@ import (
 func pruneTestRepo(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
+	r, err := Init(context.Background(), local.New(dir), testConfig(t), Options{IndexPath: filepath.Join(dir, "index.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	return dir
+}
+
+// testConfig returns the config of a new repository with the default
+// chunk sizes and compression.
+func testConfig(t *testing.T) Config {
+	t.Helper()
 	p, err := chunk.NewParams(chunk.DefaultMin, chunk.DefaultAvg, chunk.DefaultMax)
 	if err != nil {
 		t.Fatal(err)
@@ -28,12 +40,7 @@ func pruneTestRepo(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Init(context.Background(), local.New(dir), cfg, Options{IndexPath: filepath.Join(dir, "index.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	return dir
+	return cfg
 }
 
 // pruneTestOpen opens the repository at dir with the write lock held, as a
