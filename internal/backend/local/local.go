@@ -116,7 +116,11 @@ func syncFile(path string) error {
 		return err
 	}
 	defer f.Close()
-	return f.Sync()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	evict(f)
+	return nil
 }
 
 func syncDir(dir string) error {
