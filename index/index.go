@@ -132,7 +132,7 @@ type Index struct {
 	mu   sync.RWMutex
 	held *bolt.DB // open read-only between calls while holding, else nil
 	// heldMap is held's mapping, heldLarge whether index.db was larger
-	// than tune.largeAbove when held was opened, and heldKeys the keys
+	// than tune.dropAbove when held was opened, and heldKeys the keys
 	// looked up through held since it was opened (see mapping.go).
 	heldMap   mapping
 	heldLarge bool
@@ -333,7 +333,7 @@ func (ix *Index) reopenHeld() error {
 	ix.heldKeys.Store(0)
 	// A mapping never holds more than the file: a small index keeps its
 	// pages mapped, and dropping them would only cost page faults.
-	ix.heldLarge = int64(ix.heldMap.size) > ix.tune.largeAbove
+	ix.heldLarge = int64(ix.heldMap.size) > ix.tune.dropAbove
 	return nil
 }
 
@@ -867,7 +867,7 @@ func (ix *Index) ReplacePacks(remove []chunk.ID, packs []PackInfo, blobs [][]pac
 }
 
 // batchAdd reports whether blobs should be added in several transactions:
-// more than one batch of them, to an index larger than tune.largeAbove, and
+// more than one batch of them, to an index larger than tune.batchAbove, and
 // not a bulk load such as a rebuild's, whose keys reach most leaves anyway
 // and which would only pay for the many commits.
 func (ix *Index) batchAdd(blobs [][]pack.Blob) bool {
@@ -879,7 +879,7 @@ func (ix *Index) batchAdd(blobs [][]pack.Blob) bool {
 		return false
 	}
 	fi, err := os.Stat(ix.path)
-	return err == nil && fi.Size() > ix.tune.largeAbove
+	return err == nil && fi.Size() > ix.tune.batchAbove
 }
 
 // addPacksBatched adds packs to a large index in several transactions, so

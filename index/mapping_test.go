@@ -113,7 +113,7 @@ func TestHeldPagesDropped(t *testing.T) {
 	}
 
 	// Large: dropped every 8 keys.
-	ix.tune.largeAbove, ix.tune.dropEvery = 0, 8
+	ix.tune.dropAbove, ix.tune.dropEvery = 0, 8
 	if err := ix.Hold(); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestBatchedAdd(t *testing.T) {
 	ix, _ := tempIndex(t)
 	idA, sizeA, blobsA := makePack(r, 20)
 	mustAdd(t, ix, idA, sizeA, blobsA)
-	ix.tune.largeAbove, ix.tune.addBatch = 0, 7
+	ix.tune.batchAbove, ix.tune.addBatch = 0, 7
 	var batches []int
 	ix.afterBatch = func(done int) { batches = append(batches, done) }
 
@@ -288,7 +288,7 @@ func TestBatchedAddVictim(t *testing.T) {
 		t.Skip("run by TestBatchedAddKilled")
 	}
 	ix := openTest(t, path)
-	ix.tune.largeAbove, ix.tune.addBatch = 0, 10
+	ix.tune.batchAbove, ix.tune.addBatch = 0, 10
 	ix.afterBatch = func(done int) {
 		if done == 30 {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
