@@ -141,8 +141,8 @@ type Index struct {
 	drops     atomic.Int64 // mappings dropped, for tests
 	// afterBatch, if set, is called after each transaction of a batched
 	// add with the number of blobs written so far; tests kill the process
-	// there.
-	afterBatch func(done int)
+	// there, or fail the add.
+	afterBatch func(done int) error
 	holding    bool // between Hold and Release
 	closed     bool
 
@@ -222,30 +222,34 @@ func (ix *Index) init(repoID string) error {
 // their blobs may be missing. They are in data/, not in the index, until a
 // writer's next sync of the index adds them back from their trailers.
 func (ix *Index) recoverAdding() error {
-	return ix.update(func(tx *bolt.Tx) error {
-		b, err := ix.buckets(tx)
-		if err != nil {
-			return err
-		}
-		v := b.meta.Get(keyAdding)
-		if v == nil {
-			return nil // another process recovered first
-		}
-		if len(v)%chunk.IDSize != 0 {
-			return ix.corruptf("meta %s is %d bytes, want a multiple of %d", keyAdding, len(v), chunk.IDSize)
-		}
-		ids := make([]chunk.ID, 0, len(v)/chunk.IDSize)
-		for ; len(v) > 0; v = v[chunk.IDSize:] {
-			ids = append(ids, chunk.ID(v[:chunk.IDSize]))
-		}
-		if err := ix.removePacks(b, ids); err != nil {
-			return err
-		}
-		if err := b.meta.Delete(keyAdding); err != nil {
-			return fmt.Errorf("index %s: delete meta %s: %w", ix.path, keyAdding, err)
-		}
-		return nil
-	})
+	return ix.update(ix.removeAdding)
+}
+
+// removeAdding removes the packs listed under the meta key adding, and the
+// key; see recoverAdding.
+func (ix *Index) removeAdding(tx *bolt.Tx) error {
+	b, err := ix.buckets(tx)
+	if err != nil {
+		return err
+	}
+	v := b.meta.Get(keyAdding)
+	if v == nil {
+		return nil // another process recovered first
+	}
+	if len(v)%chunk.IDSize != 0 {
+		return ix.corruptf("meta %s is %d bytes, want a multiple of %d", keyAdding, len(v), chunk.IDSize)
+	}
+	ids := make([]chunk.ID, 0, len(v)/chunk.IDSize)
+	for ; len(v) > 0; v = v[chunk.IDSize:] {
+		ids = append(ids, chunk.ID(v[:chunk.IDSize]))
+	}
+	if err := ix.removePacks(b, ids); err != nil {
+		return err
+	}
+	if err := b.meta.Delete(keyAdding); err != nil {
+		return fmt.Errorf("index %s: delete meta %s: %w", ix.path, keyAdding, err)
+	}
+	return nil
 }
 
 // checkMeta reports whether the index in tx is ready for use by repoID. It
@@ -934,8 +938,13 @@ func (ix *Index) addPacksBatched(db *bolt.DB, packs []PackInfo, blobs [][]pack.B
 		})
 		done += len(batch)
 		if err == nil && ix.afterBatch != nil {
-			ix.afterBatch(done)
+			err = ix.afterBatch(done)
 		}
+	}
+	if err != nil && len(entries) > 0 {
+		// A batch failed after the packs were recorded: take them out again
+		// now if possible, rather than leave half a pack to the next Open.
+		_ = ix.guard(func() error { return db.Update(ix.removeAdding) })
 	}
 	return err
 }

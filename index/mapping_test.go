@@ -3,6 +3,7 @@ package index
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -143,7 +144,7 @@ func TestBatchedAdd(t *testing.T) {
 	mustAdd(t, ix, idA, sizeA, blobsA)
 	ix.tune.batchAbove, ix.tune.addBatch = 0, 7
 	var batches []int
-	ix.afterBatch = func(done int) { batches = append(batches, done) }
+	ix.afterBatch = func(done int) error { batches = append(batches, done); return nil }
 
 	idB, sizeB, blobsB := makePack(r, 60)
 	blobsB[10].ID = blobsA[3].ID // stored twice
@@ -184,6 +185,41 @@ func TestBatchedAdd(t *testing.T) {
 	}
 	if len(batches) != 0 {
 		t.Fatalf("re-adding a listed pack wrote batches %v", batches)
+	}
+}
+
+// TestBatchedAddFails checks that a batched add that fails halfway takes
+// its packs out of the index again at once, and that they can be added later.
+func TestBatchedAddFails(t *testing.T) {
+	r := rand.New(rand.NewSource(35))
+	ix, _ := tempIndex(t)
+	idA, sizeA, blobsA := makePack(r, 20)
+	mustAdd(t, ix, idA, sizeA, blobsA)
+	ix.tune.batchAbove, ix.tune.addBatch = 0, 7
+	errDisk := errors.New("disk full")
+	ix.afterBatch = func(done int) error {
+		if done == 14 {
+			return errDisk
+		}
+		return nil
+	}
+	idB, sizeB, blobsB := makePack(r, 50)
+	if err := ix.AddPack(idB, sizeB, blobsB); !errors.Is(err, errDisk) {
+		t.Fatalf("AddPack = %v, want the batch's error", err)
+	}
+	wantNoAdding(t, ix)
+	wantStats(t, ix, 1, 20)
+	if found, err := ix.HasPack(idB); found || err != nil {
+		t.Fatalf("HasPack(failed pack) = %v, %v", found, err)
+	}
+	for _, b := range blobsB {
+		wantMissing(t, ix, b.ID)
+	}
+	ix.afterBatch = nil
+	mustAdd(t, ix, idB, sizeB, blobsB)
+	wantStats(t, ix, 2, 70)
+	for _, b := range blobsB {
+		wantLocation(t, ix, idB, b)
 	}
 }
 
@@ -289,11 +325,12 @@ func TestBatchedAddVictim(t *testing.T) {
 	}
 	ix := openTest(t, path)
 	ix.tune.batchAbove, ix.tune.addBatch = 0, 10
-	ix.afterBatch = func(done int) {
+	ix.afterBatch = func(done int) error {
 		if done == 30 {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // the signal is on its way
 		}
+		return nil
 	}
 	id, size, blobs := victimPack()
 	err := ix.AddPack(id, size, blobs)
