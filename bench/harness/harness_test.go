@@ -147,3 +147,20 @@ func TestVerifyRestore(t *testing.T) {
 		t.Errorf("meta check compared contents: %q", probs)
 	}
 }
+
+// TestSpaceNeeded: the large run with 2 repetitions ran out of disk with
+// 61,000 MiB free, in the rsync edit rounds before prune; the estimate must
+// say so before starting.
+func TestSpaceNeeded(t *testing.T) {
+	with := spaceNeeded("large", 2, 4, true, false, 10, 1024)
+	without := spaceNeeded("large", 2, 3, false, false, 10, 1024)
+	if with <= 61_000 {
+		t.Errorf("large, 2 reps, 4 tools: estimated %d MiB, but 61,000 were not enough", with)
+	}
+	if without >= with {
+		t.Errorf("without rsync %d MiB, with %d: rsync's rounds not counted", without, with)
+	}
+	if small := spaceNeeded("small", 3, 4, true, false, 10, 512); small > 20_000 {
+		t.Errorf("small, 3 reps: %d MiB, more than the ~15 GB such runs take", small)
+	}
+}

@@ -134,7 +134,12 @@ func run() error {
 	if cipher {
 		*randomSize = 0 // the cipher run has scenarios of its own
 	}
-	if err := checkSpace(*work, *size, *reps, len(h.tools), cipher, *rounds, *randomSize); err != nil {
+	rsync := false
+	for _, t := range h.tools {
+		rsync = rsync || t.name == "rsync"
+	}
+	need := spaceNeeded(*size, *reps, len(h.tools), rsync, cipher, *rounds, *randomSize)
+	if err := checkSpace(*work, need); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -226,10 +231,33 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-// checkSpace refuses to start when the disk cannot hold the run: the
-// corpus, every repetition's repositories and restores, which are all kept
-// until the end so nothing is deleted right before a timed command.
-func checkSpace(work, size string, reps, ntools int, cipher bool, rounds int, randomMiB int64) error {
+// spaceNeeded estimates the MiB a run takes on disk: the corpus, every
+// repetition's repositories and restores, which are all kept until the end
+// so nothing is deleted right before a timed command.
+func spaceNeeded(size string, reps, ntools int, rsync, cipher bool, rounds int, randomMiB int64) int64 {
+	corpus, r := corpusMiB[size], int64(reps)
+	// Per rep: one repository per tool (at most ~1.5× the corpus with rsync's
+	// changed trees) and one restore per tool plus cp -a.
+	need := corpus * (2 + r*(int64(ntools)*5/2+1))
+	if rsync && !cipher {
+		// rsync's tree of each edit round holds a fresh copy of every changed
+		// file, the VM image and database whole: about half the corpus (a
+		// large run with 2 reps ran out of disk without this).
+		need += corpus * r * int64(rounds) / 2
+	}
+	if cipher {
+		// Per rep: a lower tree (≈1.8× the corpus, incompressible) and one
+		// repository of it per tool, and rsync copies the edited disk
+		// image and database whole every round.
+		need = corpus * (1 + r*(2+2*int64(ntools)+int64(rounds)))
+	}
+	// The random file, and one repository of it per tool and rep.
+	return need + randomMiB*(1+r*int64(ntools))
+}
+
+// checkSpace refuses to start when the disk holding work has less than need
+// MiB free.
+func checkSpace(work string, need int64) error {
 	var st syscall.Statfs_t
 	dir := work
 	for {
@@ -241,17 +269,6 @@ func checkSpace(work, size string, reps, ntools int, cipher bool, rounds int, ra
 		}
 	}
 	free := int64(st.Bavail) * st.Bsize >> 20
-	// Per rep: one repository per tool (at most ~1.5× the corpus with rsync's
-	// changed trees) and one restore per tool plus cp -a.
-	need := corpusMiB[size] * (2 + int64(reps)*(int64(ntools)*5/2+1))
-	if cipher {
-		// Per rep: a lower tree (≈1.8× the corpus, incompressible) and one
-		// repository of it per tool, and rsync copies the edited disk
-		// image and database whole every round.
-		need = corpusMiB[size] * (1 + int64(reps)*(2+2*int64(ntools)+int64(rounds)))
-	}
-	// The random file, and one repository of it per tool and rep.
-	need += randomMiB * (1 + int64(reps)*int64(ntools))
 	if free < need {
 		return fmt.Errorf("%s has %d MiB free, the run needs about %d MiB", work, free, need)
 	}
