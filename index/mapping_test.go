@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -335,4 +336,52 @@ func TestBatchedAddVictim(t *testing.T) {
 	id, size, blobs := victimPack()
 	err := ix.AddPack(id, size, blobs)
 	t.Fatalf("AddPack returned %v instead of being killed", err)
+}
+
+// TestLookupsDuringWrite checks that this process's lookups go on while a
+// write holds the file, reading the last commit through the write's handle,
+// and that the held handle is back afterwards.
+func TestLookupsDuringWrite(t *testing.T) {
+	r := rand.New(rand.NewSource(36))
+	ix, _ := tempIndex(t)
+	idA, sizeA, blobsA := makePack(r, 20)
+	mustAdd(t, ix, idA, sizeA, blobsA)
+	if err := ix.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	ix.tune.batchAbove, ix.tune.addBatch = 0, 10
+	lookups := 0
+	ix.afterBatch = func(done int) error {
+		res := make(chan error, 1)
+		go func() {
+			loc, found, err := ix.Lookup(blobsA[done%20].ID)
+			if err == nil && (!found || loc.Pack != idA) {
+				err = fmt.Errorf("blob of pack A: found %v in %s", found, loc.Pack.Short())
+			}
+			res <- err
+		}()
+		select {
+		case err := <-res:
+			lookups++
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("a lookup waited for the write to end")
+		}
+	}
+	idB, sizeB, blobsB := makePack(r, 50)
+	if err := ix.AddPack(idB, sizeB, blobsB); err != nil {
+		t.Fatal(err)
+	}
+	if lookups != 5 {
+		t.Fatalf("%d lookups during the write, want one per batch (5)", lookups)
+	}
+	ix.mu.RLock()
+	held := ix.held != nil && ix.lent == nil
+	ix.mu.RUnlock()
+	if !held {
+		t.Fatal("the held handle was not reopened after the write")
+	}
+	for _, b := range blobsB {
+		wantLocation(t, ix, idB, b)
+	}
 }

@@ -52,9 +52,20 @@ func main() {
 	if os.Getenv("SNAP_MEMPROFILE") != "" {
 		runtime.MemProfileRate = 4096
 	}
+	// SNAP_BLOCKPROFILE=FILE records where goroutines waited for locks and
+	// channels (every wait of 100 µs or more) and writes it at exit.
+	if os.Getenv("SNAP_BLOCKPROFILE") != "" {
+		runtime.SetBlockProfileRate(100_000)
+	}
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	pprof.StopCPUProfile()
+	if p := os.Getenv("SNAP_BLOCKPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.Lookup("block").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	if p := os.Getenv("SNAP_MEMPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
 			pprof.Lookup("allocs").WriteTo(f, 0)
