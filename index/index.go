@@ -136,10 +136,13 @@ type Index struct {
 	// otherwise block our exclusive flock).
 	mu   sync.RWMutex
 	lent *bolt.DB // the read-write handle while a write runs, for views
-	held *bolt.DB // open read-only between calls while holding, else nil
+	// lentLarge is whether index.db was larger than tune.dropAbove when
+	// lent was opened (see touched).
+	lentLarge bool
+	held      *bolt.DB // open read-only between calls while holding, else nil
 	// heldMap is held's mapping, heldLarge whether index.db was larger
 	// than tune.dropAbove when held was opened, and heldKeys the keys
-	// looked up through held since it was opened (see mapping.go).
+	// looked up through held or lent (see touched and mapping.go).
 	heldMap   mapping
 	heldLarge bool
 	heldKeys  atomic.Int64
@@ -353,19 +356,28 @@ func (ix *Index) reopenHeld() error {
 	return nil
 }
 
-// heldTouched counts n keys looked up through the held handle and drops its
-// mapped pages every tune.dropEvery keys of a large index. The caller holds
-// mu for reading, so the handle stays open; a read-only handle never
-// replaces its map, so other views may run meanwhile.
-func (ix *Index) heldTouched(n int64) {
-	if !ix.heldLarge || n == 0 {
+// touched counts n keys looked up in tx and, every tune.dropEvery keys,
+// drops the pages that tx's handle has mapped, if its file is large: the
+// held handle's, whose map never moves, or the read-write handle lent to
+// views during a write, whose map is stable while tx is open. The caller
+// holds mu for reading, so neither handle is closed meanwhile.
+func (ix *Index) touched(tx *bolt.Tx, n int64) {
+	var m mapping
+	switch db := tx.DB(); {
+	case n == 0:
+		return
+	case db == ix.held && ix.heldLarge:
+		m = ix.heldMap
+	case db == ix.lent && ix.lentLarge:
+		m = mappingOf(db, tx)
+	default:
 		return
 	}
 	k := ix.heldKeys.Add(n)
 	if k/ix.tune.dropEvery == (k-n)/ix.tune.dropEvery {
 		return
 	}
-	if ix.heldMap.drop() == nil {
+	if m.drop() == nil {
 		ix.drops.Add(1)
 	}
 }
@@ -526,13 +538,17 @@ func (ix *Index) viewKeys(keys int, fn func(*bolt.Tx) error) error {
 	if ix.closed {
 		return ErrClosed
 	}
-	if ix.lent != nil {
-		return ix.guard(func() error { return ix.lent.View(fn) })
-	}
-	if ix.held != nil {
-		err := ix.guard(func() error { return ix.held.View(fn) })
-		ix.heldTouched(int64(keys))
-		return err
+	if db := ix.lent; db != nil || ix.held != nil {
+		if db == nil {
+			db = ix.held
+		}
+		return ix.guard(func() error {
+			return db.View(func(tx *bolt.Tx) error {
+				err := fn(tx)
+				ix.touched(tx, int64(keys))
+				return err
+			})
+		})
 	}
 	// Not holding, or the held handle could not be reopened after the last
 	// commit: use the shared handle.
@@ -683,6 +699,8 @@ func (ix *Index) openWriter() (*bolt.DB, error) {
 		return nil, err
 	}
 	ix.lent = db
+	fi, err := os.Stat(ix.path)
+	ix.lentLarge = err == nil && fi.Size() > ix.tune.dropAbove
 	return db, nil
 }
 
@@ -792,14 +810,11 @@ func (ix *Index) viewSorted(ids []chunk.ID, fn func(b buckets, i int) error) err
 		if err != nil {
 			return err
 		}
-		held := tx.DB() == ix.held
 		for _, i := range order {
 			if err := fn(b, i); err != nil {
 				return err
 			}
-			if held {
-				ix.heldTouched(1)
-			}
+			ix.touched(tx, 1)
 		}
 		return nil
 	})

@@ -339,8 +339,9 @@ func TestBatchedAddVictim(t *testing.T) {
 }
 
 // TestLookupsDuringWrite checks that this process's lookups go on while a
-// write holds the file, reading the last commit through the write's handle,
-// and that the held handle is back afterwards.
+// write holds the file, reading the last commit through the write's handle
+// (and dropping its pages, the index being "large"), and that the held
+// handle is back afterwards.
 func TestLookupsDuringWrite(t *testing.T) {
 	r := rand.New(rand.NewSource(36))
 	ix, _ := tempIndex(t)
@@ -350,8 +351,15 @@ func TestLookupsDuringWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	ix.tune.batchAbove, ix.tune.addBatch = 0, 10
+	ix.tune.dropAbove, ix.tune.dropEvery = 0, 1
 	lookups := 0
 	ix.afterBatch = func(done int) error {
+		drops := ix.drops.Load()
+		defer func() {
+			if ix.drops.Load() == drops {
+				t.Errorf("a lookup after batch %d did not drop the write handle's pages", done)
+			}
+		}()
 		res := make(chan error, 1)
 		go func() {
 			loc, found, err := ix.Lookup(blobsA[done%20].ID)
