@@ -134,15 +134,23 @@ func TestHeldPagesDropped(t *testing.T) {
 	}
 }
 
+// indexWithPack returns a new index holding one pack of n random blobs, and
+// the random source that made it, for more.
+func indexWithPack(t *testing.T, seed int64, n int) (*Index, *rand.Rand, chunk.ID, []pack.Blob) {
+	t.Helper()
+	r := rand.New(rand.NewSource(seed))
+	ix, _ := tempIndex(t)
+	id, size, blobs := makePack(r, n)
+	mustAdd(t, ix, id, size, blobs)
+	return ix, r, id, blobs
+}
+
 // TestBatchedAdd checks that adding to a large index commits in batches,
 // drops the writer's pages between them, and ends with the same contents
 // as one transaction: every blob found, a blob given twice kept once with
 // its copy remembered, no adding key left.
 func TestBatchedAdd(t *testing.T) {
-	r := rand.New(rand.NewSource(32))
-	ix, _ := tempIndex(t)
-	idA, sizeA, blobsA := makePack(r, 20)
-	mustAdd(t, ix, idA, sizeA, blobsA)
+	ix, r, idA, blobsA := indexWithPack(t, 32, 20)
 	ix.tune.batchAbove, ix.tune.addBatch = 0, 7
 	var batches []int
 	ix.afterBatch = func(done int) error { batches = append(batches, done); return nil }
@@ -192,10 +200,7 @@ func TestBatchedAdd(t *testing.T) {
 // TestBatchedAddFails checks that a batched add that fails halfway takes
 // its packs out of the index again at once, and that they can be added later.
 func TestBatchedAddFails(t *testing.T) {
-	r := rand.New(rand.NewSource(35))
-	ix, _ := tempIndex(t)
-	idA, sizeA, blobsA := makePack(r, 20)
-	mustAdd(t, ix, idA, sizeA, blobsA)
+	ix, r, idA, blobsA := indexWithPack(t, 35, 20)
 	ix.tune.batchAbove, ix.tune.addBatch = 0, 7
 	errDisk := errors.New("disk full")
 	ix.afterBatch = func(done int) error {
@@ -210,6 +215,9 @@ func TestBatchedAddFails(t *testing.T) {
 	}
 	wantNoAdding(t, ix)
 	wantStats(t, ix, 1, 20)
+	for _, b := range blobsA {
+		wantLocation(t, ix, idA, b)
+	}
 	if found, err := ix.HasPack(idB); found || err != nil {
 		t.Fatalf("HasPack(failed pack) = %v, %v", found, err)
 	}
@@ -343,10 +351,7 @@ func TestBatchedAddVictim(t *testing.T) {
 // (and dropping its pages, the index being "large"), and that the held
 // handle is back afterwards.
 func TestLookupsDuringWrite(t *testing.T) {
-	r := rand.New(rand.NewSource(36))
-	ix, _ := tempIndex(t)
-	idA, sizeA, blobsA := makePack(r, 20)
-	mustAdd(t, ix, idA, sizeA, blobsA)
+	ix, r, idA, blobsA := indexWithPack(t, 36, 20)
 	if err := ix.Hold(); err != nil {
 		t.Fatal(err)
 	}
