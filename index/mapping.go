@@ -18,14 +18,15 @@ import (
 
 // tuning holds the constants below; tests lower them.
 type tuning struct {
-	dropAbove  int64 // bytes of index.db above which the held handle drops its pages
+	dropAbove  int64 // bytes of index.db above which lookups drop the pages they mapped
 	batchAbove int64 // bytes of index.db above which a pack's blobs are added in batches
-	dropEvery  int64 // keys looked up through the held handle between drops
+	dropEvery  int64 // keys looked up between drops
 	addBatch   int   // blobs per transaction when adding in batches
 }
 
-// dropAbove is the size of index.db from which the held handle's pages are
-// dropped: about 200,000 blobs. Below it the whole file may stay mapped,
+// dropAbove is the size of index.db from which lookups drop the pages they
+// mapped, through the held handle or the write handle lent to them: about
+// 200,000 blobs. Below it the whole file may stay mapped,
 // which costs little and keeps lookups fast. With a 1-million-blob index
 // (213 MB) a first backup of the small bench corpus peaked at 85–88 MiB
 // with drops and 231–236 MiB without, in the same time; dropping at 4 MiB
@@ -37,7 +38,7 @@ const dropAbove = 32 << 20
 // below it, a commit can map at most the small file.
 const batchAbove = 32 << 20
 
-// dropEvery bounds the held handle's mapping to about dropEvery × 250 KiB:
+// dropEvery bounds what lookups keep mapped to about dropEvery × 250 KiB:
 // a no-change backup of the small bench corpus on a warm 10-million-blob
 // index peaked at 53 MiB with 64, 65 MiB with 128, 300 MiB before.
 const dropEvery = 64
@@ -59,10 +60,10 @@ type mapping struct {
 	addr, size uintptr
 }
 
-// mappingOf returns the mapping of db as seen by tx, a transaction of db.
-// bbolt only replaces its map in a write transaction that grows the file,
-// so the range stays valid while any transaction of db is open, and for as
-// long as a read-only handle is.
+// mappingOf returns the mapping of db as seen by tx, a read transaction of
+// db. bbolt only replaces its map when a write transaction grows the file,
+// and then waits for the read transactions, so the range stays valid while
+// tx is open, and for as long as a read-only handle is.
 func mappingOf(db *bolt.DB, tx *bolt.Tx) mapping {
 	return mapping{addr: db.Info().Data, size: uintptr(tx.Size())}
 }
