@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A report as GNU time 1.9 writes it for a failed command.
@@ -162,5 +163,32 @@ func TestSpaceNeeded(t *testing.T) {
 	}
 	if small := spaceNeeded("small", 3, 4, true, false, 10, 512); small > 20_000 {
 		t.Errorf("small, 3 reps: %d MiB, more than the ~15 GB such runs take", small)
+	}
+}
+
+// TestWaitQuiet: the harness waits while the load is high, stops as soon as
+// it falls, and gives up at its limit.
+func TestWaitQuiet(t *testing.T) {
+	seq := func(v ...float64) func() float64 {
+		return func() float64 {
+			x := v[0]
+			if len(v) > 1 {
+				v = v[1:]
+			}
+			return x
+		}
+	}
+	var slept time.Duration
+	sleep := func(d time.Duration) { slept += d }
+	if w, l := waitQuiet(5*time.Minute, seq(1.5, 1.2, 0.3), sleep); w != 20*time.Second || l != 0.3 || slept != w {
+		t.Errorf("falling load: waited %v (slept %v), last load %v; want 20s, 0.3", w, slept, l)
+	}
+	slept = 0
+	if w, l := waitQuiet(time.Minute, seq(2), sleep); w != time.Minute || l != 2 {
+		t.Errorf("busy machine: waited %v, last load %v; want the 1m limit", w, l)
+	}
+	slept = 0
+	if w, _ := waitQuiet(time.Minute, seq(0.1), sleep); w != 0 || slept != 0 {
+		t.Errorf("idle machine: waited %v", w)
 	}
 }

@@ -65,6 +65,7 @@ func run() error {
 	xattr := flag.Bool("xattr", false, "with -corpus cipher: headers in the user.ecryptfs xattr (mount option ecryptfs_xattr_metadata)")
 	verify := flag.String("verify", "full", "check restores: full (contents), meta (sizes, mtimes), none")
 	settle := flag.Duration("settle", -1, "wait until this long after the last bench cleanup before creating files (-1: 7m, or 0 for tiny)")
+	quietWait := flag.Duration("quiet-wait", -1, "wait up to this long for the 1-minute load average to fall below 0.5 before starting (-1: 5m, or 0 for tiny)")
 	randomSize := flag.Int64("random", -1, "MiB of the incompressible file backed up in scenario random (-1: 128, 512 or 1024 by size; 0: skip it)")
 	chunkHash := flag.Float64("chunkhash", 0, "MB/s of BenchmarkChunkAndHash on this machine, to compare the random scenario with")
 	flag.Parse()
@@ -151,6 +152,15 @@ func run() error {
 		}
 	}
 	waitSettle(*settle, *size)
+	if *quietWait < 0 {
+		*quietWait = 5 * time.Minute
+		if *size == "tiny" {
+			*quietWait = 0
+		}
+	}
+	if waited, load := waitQuiet(*quietWait, loadavg, time.Sleep); waited > 0 {
+		logf("waited %s for the machine to quieten; load now %.2f (-quiet-wait 0 skips)", waited.Round(time.Second), load)
+	}
 	if err := h.checkCreates("corpus", filepath.Join(h.data, "tree")); err != nil {
 		return err
 	}
@@ -300,6 +310,28 @@ func waitSettle(settle time.Duration, size string) {
 			time.Since(time.Unix(sec, 0)).Round(time.Second), wait.Round(time.Second))
 		time.Sleep(wait)
 	}
+}
+
+// quietLoad is the 1-minute load average below which the machine counts
+// as idle enough to start timing.
+const quietLoad = 0.5
+
+// waitQuiet waits, up to limit, for load() to fall below quietLoad, and
+// returns how long it waited and the last load seen. Right after a large
+// delete the kernel discards the freed blocks (the disk is mounted with
+// discard) and keeps a core busy for minutes: a run started 20 minutes
+// after the previous one's 60 GB cleanup met a load of 1.2 with nothing
+// else running. A run that starts anyway shows its load in the table.
+func waitQuiet(limit time.Duration, load func() float64, sleep func(time.Duration)) (time.Duration, float64) {
+	const poll = 10 * time.Second
+	var waited time.Duration
+	l := load()
+	for l >= quietLoad && waited < limit {
+		sleep(poll)
+		waited += poll
+		l = load()
+	}
+	return waited, l
 }
 
 // participants returns this rep's rotation of tools and baselines. Rotating
