@@ -7,9 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
-// copyTree copies regular files, directories and symlinks.
+// copyTree copies regular files, directories and symlinks, with their
+// modification times: Mutate dates its edits after the newest file, so a
+// copy made in another second would be mutated differently.
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -34,6 +38,22 @@ func copyTree(t *testing.T, src, dst string) {
 			}
 			return os.WriteFile(to, b, 0o644)
 		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Times last: creating entries changed their directories' times.
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		ts := []unix.Timespec{unix.NsecToTimespec(fi.ModTime().UnixNano()), unix.NsecToTimespec(fi.ModTime().UnixNano())}
+		return unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dst, rel), ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
 	if err != nil {
 		t.Fatal(err)
