@@ -213,22 +213,29 @@ func TestBatchedAddFails(t *testing.T) {
 	if err := ix.AddPack(idB, sizeB, blobsB); !errors.Is(err, errDisk) {
 		t.Fatalf("AddPack = %v, want the batch's error", err)
 	}
-	wantNoAdding(t, ix)
-	wantStats(t, ix, 1, 20)
-	for _, b := range blobsA {
-		wantLocation(t, ix, idA, b)
-	}
-	if found, err := ix.HasPack(idB); found || err != nil {
-		t.Fatalf("HasPack(failed pack) = %v, %v", found, err)
-	}
-	for _, b := range blobsB {
-		wantMissing(t, ix, b.ID)
-	}
+	wantBackedOut(t, ix, idA, blobsA, idB, blobsB)
 	ix.afterBatch = nil
 	mustAdd(t, ix, idB, sizeB, blobsB)
 	wantStats(t, ix, 2, 70)
 	for _, b := range blobsB {
 		wantLocation(t, ix, idB, b)
+	}
+}
+
+// wantBackedOut checks that the index holds pack A whole and nothing of
+// pack B, whose add failed or was killed, and no adding key.
+func wantBackedOut(t *testing.T, ix *Index, idA chunk.ID, blobsA []pack.Blob, idB chunk.ID, blobsB []pack.Blob) {
+	t.Helper()
+	wantNoAdding(t, ix)
+	wantStats(t, ix, 1, len(blobsA))
+	for _, b := range blobsA {
+		wantLocation(t, ix, idA, b)
+	}
+	if found, err := ix.HasPack(idB); found || err != nil {
+		t.Fatalf("HasPack(backed-out pack) = %v, %v", found, err)
+	}
+	for _, b := range blobsB {
+		wantMissing(t, ix, b.ID)
 	}
 }
 
@@ -300,19 +307,12 @@ func TestBatchedAddKilled(t *testing.T) {
 	}
 
 	ix = openTest(t, path)
-	wantNoAdding(t, ix)
-	wantStats(t, ix, 1, 30)
-	for _, b := range blobsA {
-		wantLocation(t, ix, idA, b)
-	}
-	if found, err := ix.HasPack(idB); found || err != nil {
-		t.Fatalf("HasPack(half-added pack) = %v, %v", found, err)
-	}
+	_, sizeB, blobsB := victimPack()
+	wantBackedOut(t, ix, idA, blobsA, idB, blobsB)
 	if g, err := ix.Generation(); err != nil || g == gen {
 		t.Fatalf("generation %s after removing a pack (was %s), %v", g, gen, err)
 	}
 	// The victim's pack, made again from the same seed, is added whole.
-	_, sizeB, blobsB := victimPack()
 	mustAdd(t, ix, idB, sizeB, blobsB)
 	wantStats(t, ix, 2, 130)
 	for _, b := range blobsB {
