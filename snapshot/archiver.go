@@ -87,8 +87,13 @@ type archiver struct {
 	// addition to the walk itself: a walk of unchanged files is syscalls
 	// and tree decoding, which one core cannot keep up with.
 	dirSlots chan struct{}
-	// copies holds spare chunk copies of copySize bytes for reuse.
+	// copies holds spare chunk buffers of copySize bytes for reuse, room
+	// for all those in flight (queued, with the savers, being read): with
+	// room for only two, a new buffer was made for a third of the chunks.
 	copies chan []byte
+	// largeFiles counts the files being read whose chunks the savers hash;
+	// the last one to finish empties copies.
+	largeFiles atomic.Int32
 	// generation is the index generation the run started with; parentIndexed
 	// says that the parent snapshot was written under it, so every blob the
 	// parent names is still indexed and need not be looked up.
@@ -174,7 +179,7 @@ func Create(ctx context.Context, r *repo.Repository, opts CreateOptions) (*Snaps
 		jobs:     make(chan fileJob, 4*opts.Workers),
 		blobs:    make(chan blobJob, runtime.NumCPU()),
 		dirSlots: make(chan struct{}, 2*runtime.NumCPU()),
-		copies:   make(chan []byte, runtime.NumCPU()),
+		copies:   make(chan []byte, 3*runtime.NumCPU()),
 	}
 	// The caller holds the write lock, so no prune can remove blobs (and
 	// change the generation) before the snapshot is written.
@@ -701,23 +706,35 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf *[]byte,
 	} else {
 		ch.Reset(f)
 	}
+	inSavers := rawFrom < 0 && st.Size >= hashInSaversFrom
+	if inSavers {
+		a.largeFiles.Add(1)
+		defer a.endLargeFile() // after pending.Wait below
+	}
 	// IDs hashed by the savers land in blocks that never move.
 	var hashed [][]chunk.ID
 	var pending sync.WaitGroup
 	defer pending.Wait() // the savers write into hashed until then
-	inSavers := rawFrom < 0 && st.Size >= hashInSaversFrom
 	for i := 0; ; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, err := next(*buf)
-		if cap(data) > cap(*buf) {
+		// A chunk the savers hash is read straight into the buffer handed to
+		// them: copying it there cost a memmove of the whole file.
+		dst := *buf
+		if inSavers {
+			dst = a.chunkBuffer()
+		}
+		data, err := next(dst)
+		if inSavers && (err != nil || cap(data) > cap(dst)) {
+			a.recycle(dst) // not handed over: an error, or a larger chunk read elsewhere
+		} else if !inSavers && cap(data) > cap(*buf) {
 			*buf = data[:0]
 		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
 		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
 			return err
 		}
 		size += uint64(len(data))
@@ -730,9 +747,10 @@ func (a *archiver) saveFile(ctx context.Context, ch *chunk.Chunker, buf *[]byte,
 			*blk = append(*blk, chunk.ID{})
 			pending.Add(1)
 			select {
-			case a.blobs <- blobJob{data: a.copyChunk(data), dst: &(*blk)[len(*blk)-1], done: &pending}:
+			case a.blobs <- blobJob{data: data, dst: &(*blk)[len(*blk)-1], done: &pending}:
 			case <-ctx.Done():
 				pending.Done()
+				a.recycle(data)
 				return ctx.Err()
 			}
 			continue
@@ -864,27 +882,41 @@ func (a *archiver) blobSaver(ctx context.Context) {
 	}
 }
 
-// copySize is the size of the reused chunk copies: twice the default
-// average chunk, which most chunks of large files fit.
+// copySize is the size of the reused chunk buffers of large files: twice
+// the default average chunk, which most chunks of large files fit (a larger
+// chunk is read into a buffer of its own).
 const copySize = 2 << 20
 
-// copyChunk returns a copy of a chunk for a blob saver. Chunks of a
-// quarter of copySize and more go into a reused buffer when one is free:
-// a new copy of each chunk made a gigabyte of garbage per gigabyte read,
-// and its page faults were much of a backup's system time.
-func (a *archiver) copyChunk(data []byte) []byte {
-	if len(data) < copySize/4 || len(data) > copySize {
-		return slices.Clone(data)
-	}
+// chunkBuffer returns a buffer for reading a chunk of a large file into,
+// which a blob saver recycles once the chunk is stored: a new buffer per
+// chunk made a gigabyte of garbage per gigabyte read, and its page faults
+// were much of a backup's system time.
+func (a *archiver) chunkBuffer() []byte {
 	select {
 	case b := <-a.copies:
-		return append(b[:0], data...)
+		return b[:0]
 	default:
-		return append(make([]byte, 0, copySize), data...)
+		return make([]byte, 0, copySize)
 	}
 }
 
-// recycle keeps a copy made by copyChunk for reuse if there is room.
+// endLargeFile empties copies when no large file is being read any more: the
+// buffers would otherwise stay live, and the collector's target with them,
+// for the rest of the backup. It runs after the file's chunks are stored.
+func (a *archiver) endLargeFile() {
+	if a.largeFiles.Add(-1) > 0 {
+		return
+	}
+	for {
+		select {
+		case <-a.copies:
+		default:
+			return
+		}
+	}
+}
+
+// recycle keeps a buffer made by chunkBuffer for reuse if there is room.
 func (a *archiver) recycle(b []byte) {
 	if cap(b) != copySize {
 		return

@@ -22,8 +22,14 @@ import (
 
 func newTestRepo(t *testing.T) *repo.Repository {
 	t.Helper()
+	return newTestRepoChunks(t, 4<<10, 8<<10, 32<<10)
+}
+
+// newTestRepoChunks is newTestRepo with the given chunk sizes.
+func newTestRepoChunks(t *testing.T, min, avg, max uint) *repo.Repository {
+	t.Helper()
 	dir := t.TempDir()
-	p, err := chunk.NewParams(4<<10, 8<<10, 32<<10)
+	p, err := chunk.NewParams(min, avg, max)
 	if err != nil {
 		t.Fatal(err)
 	}
