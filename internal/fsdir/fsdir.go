@@ -117,89 +117,10 @@ func (d *Dir) Readlink(name string) (string, error) {
 }
 
 // procPath names an entry through /proc, for the xattr calls that have no
-// *at form; the path stays short however deep the directory is.
+// *at form before Linux 6.13 (setxattr is always made so); the path stays
+// short however deep the directory is.
 func (d *Dir) procPath(name string) string {
 	return "/proc/self/fd/" + strconv.Itoa(d.fd) + "/" + name
-}
-
-// Xattr is one extended attribute.
-type Xattr struct {
-	Name  string
-	Value []byte
-}
-
-// Xattrs lists the extended attributes of name (not following a symlink).
-// Attributes the process may not read are skipped. A file system without
-// xattr support gives none.
-func (d *Dir) Xattrs(name string) ([]Xattr, error) {
-	p := d.procPath(name)
-	var buf []byte
-	size, err := unix.Llistxattr(p, nil)
-	for err == nil && size > 0 {
-		buf = make([]byte, size)
-		var n int
-		n, err = unix.Llistxattr(p, buf)
-		if errors.Is(err, unix.ERANGE) {
-			size, err = unix.Llistxattr(p, nil)
-			continue
-		}
-		buf = buf[:n]
-		break
-	}
-	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, d.err("listxattr", name, err)
-	}
-	var out []Xattr
-	for len(buf) > 0 {
-		i := slices.Index(buf, 0)
-		if i < 0 {
-			i = len(buf)
-		}
-		attr := string(buf[:i])
-		buf = buf[min(i+1, len(buf)):]
-		if attr == "" {
-			continue
-		}
-		v, err := getxattr(p, attr)
-		if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOTSUP) {
-			continue
-		}
-		if err != nil {
-			return nil, d.err("getxattr "+attr, name, err)
-		}
-		out = append(out, Xattr{Name: attr, Value: v})
-	}
-	return out, nil
-}
-
-func getxattr(path, attr string) ([]byte, error) {
-	size, err := unix.Lgetxattr(path, attr, nil)
-	for {
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, size)
-		n, err2 := unix.Lgetxattr(path, attr, buf)
-		if errors.Is(err2, unix.ERANGE) {
-			size, err = unix.Lgetxattr(path, attr, nil)
-			continue
-		}
-		if err2 != nil {
-			return nil, err2
-		}
-		return buf[:n], nil
-	}
-}
-
-// SetXattr sets one extended attribute on name (not following a symlink).
-func (d *Dir) SetXattr(name string, x Xattr) error {
-	if err := unix.Lsetxattr(d.procPath(name), x.Name, x.Value, 0); err != nil {
-		return d.err("setxattr "+x.Name, name, err)
-	}
-	return nil
 }
 
 // Mkdir creates the subdirectory name.
