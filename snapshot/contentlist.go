@@ -105,36 +105,53 @@ func saveContentLists(ctx context.Context, r *repo.Repository, n *Node, added fu
 // chunk IDs in list blobs. LoadTree calls it; a reader that decodes tree
 // blobs itself must call it too.
 func ExpandContentLists(ctx context.Context, r *repo.Repository, nodes []Node) error {
+	return expandContentLists(ctx, r, nodes, nil)
+}
+
+// expandContentLists is ExpandContentLists that, when skip is not nil,
+// asks it about each node whose lists cannot be read or decoded and, if it
+// returns true, leaves that node's Content empty and goes on.
+func expandContentLists(ctx context.Context, r *repo.Repository, nodes []Node, skip func(i int, err error) bool) error {
 	for i := range nodes {
-		n := &nodes[i]
-		if len(n.Lists) == 0 {
-			continue
-		}
-		level := n.Lists
-		n.ListBlobs = append([]chunk.ID(nil), n.Lists...)
-		for d := n.ListDepth; d >= 1; d-- {
-			var next []chunk.ID
-			for _, id := range level {
-				data, err := r.LoadBlob(ctx, pack.DataBlob, id)
-				if err != nil {
-					return fmt.Errorf("content list of %q: %w", n.Name, err)
-				}
-				if len(data) == 0 || len(data)%chunk.IDSize != 0 || len(data)/chunk.IDSize > listMax {
-					return fmt.Errorf("content list %s of %q: %d bytes: %w", id.Short(), n.Name, len(data), ErrBadTree)
-				}
-				if len(next)+len(data)/chunk.IDSize > MaxNodeContent {
-					return fmt.Errorf("content of %q: more than %d chunks: %w", n.Name, MaxNodeContent, ErrBadTree)
-				}
-				for k := 0; k < len(data); k += chunk.IDSize {
-					next = append(next, chunk.ID(data[k:k+chunk.IDSize]))
-				}
+		if err := expandNodeLists(ctx, r, &nodes[i]); err != nil {
+			if skip != nil && skip(i, err) {
+				nodes[i].Content = nil
+				continue
 			}
-			if d > 1 {
-				n.ListBlobs = append(n.ListBlobs, next...)
-			}
-			level = next
+			return err
 		}
-		n.Content = level
 	}
+	return nil
+}
+
+func expandNodeLists(ctx context.Context, r *repo.Repository, n *Node) error {
+	if len(n.Lists) == 0 {
+		return nil
+	}
+	level := n.Lists
+	n.ListBlobs = append([]chunk.ID(nil), n.Lists...)
+	for d := n.ListDepth; d >= 1; d-- {
+		var next []chunk.ID
+		for _, id := range level {
+			data, err := r.LoadBlob(ctx, pack.DataBlob, id)
+			if err != nil {
+				return fmt.Errorf("content list of %q: %w", n.Name, err)
+			}
+			if len(data) == 0 || len(data)%chunk.IDSize != 0 || len(data)/chunk.IDSize > listMax {
+				return fmt.Errorf("content list %s of %q: %d bytes: %w", id.Short(), n.Name, len(data), ErrBadTree)
+			}
+			if len(next)+len(data)/chunk.IDSize > MaxNodeContent {
+				return fmt.Errorf("content of %q: more than %d chunks: %w", n.Name, MaxNodeContent, ErrBadTree)
+			}
+			for k := 0; k < len(data); k += chunk.IDSize {
+				next = append(next, chunk.ID(data[k:k+chunk.IDSize]))
+			}
+		}
+		if d > 1 {
+			n.ListBlobs = append(n.ListBlobs, next...)
+		}
+		level = next
+	}
+	n.Content = level
 	return nil
 }

@@ -292,19 +292,7 @@ func TestRetentionSim(t *testing.T) {
 	ctx := context.Background()
 	base := simScratch(t)
 	dir, src := filepath.Join(base, "repo"), filepath.Join(base, "src")
-	params, err := chunk.NewParams(4<<10, 8<<10, 32<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := repo.NewConfig(params, repo.CompressAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r0, err := repo.Init(ctx, local.New(dir), cfg, repo.Options{IndexPath: filepath.Join(dir, "index.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r0.Close()
+	initTestRepo(t, dir, 4<<10, 8<<10, 32<<10, repo.Options{}).Close()
 
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	// The initial tree: two files in each directory, dated just before.

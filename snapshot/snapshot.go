@@ -263,7 +263,7 @@ func decodeTreeBlob(ctx context.Context, r *repo.Repository, id chunk.ID, data [
 	var below []chunk.ID
 	var err error
 	if len(data) > 0 && data[0] == treeIndexVersion {
-		nodes, below, err = expandTreePages(ctx, r, data)
+		nodes, below, err = expandTreePages(ctx, r, data, nil)
 	} else {
 		nodes, err = DecodeTree(data)
 	}

@@ -158,10 +158,22 @@ func saveTree(ctx context.Context, r *repo.Repository, nodes []Node, added func(
 // expandTreePages reads the pages under the top index blob data and returns
 // their nodes in order and the IDs of every blob below the top (index blobs
 // and pages). Each level's blobs are looked up in one index transaction.
-func expandTreePages(ctx context.Context, r *repo.Repository, data []byte) ([]Node, []chunk.ID, error) {
+//
+// skip, if not nil, is asked about each page or index blob that is missing
+// or does not decode; if it returns true the blob (and, for an index blob,
+// every page below it) is left out instead of failing the whole tree. Only
+// 'repair snapshots' passes one.
+func expandTreePages(ctx context.Context, r *repo.Repository, data []byte, skip func(id chunk.ID, err error) bool) ([]Node, []chunk.ID, error) {
 	depth, level, err := DecodeTreeIndex(data)
 	if err != nil {
 		return nil, nil, err
+	}
+	// failed returns err for blob id, or nil when skip lets it go.
+	failed := func(id chunk.ID, err error) error {
+		if skip != nil && skip(id, err) {
+			return nil
+		}
+		return err
 	}
 	var below []chunk.ID
 	var nodes []Node
@@ -171,11 +183,12 @@ func expandTreePages(ctx context.Context, r *repo.Repository, data []byte) ([]No
 		}
 		below = append(below, level...)
 		locs := make([]index.Location, len(level))
-		err := r.Index().LookupMany(level, func(i int, loc index.Location, found bool) error {
-			if !found {
-				return fmt.Errorf("tree page %s: %w", level[i].Short(), repo.ErrBlobMissing)
+		found := make([]bool, len(level))
+		err := r.Index().LookupMany(level, func(i int, loc index.Location, ok bool) error {
+			if !ok {
+				return failed(level[i], fmt.Errorf("tree page %s: %w", level[i].Short(), repo.ErrBlobMissing))
 			}
-			locs[i] = loc
+			locs[i], found[i] = loc, true
 			return nil
 		})
 		if err != nil {
@@ -185,9 +198,15 @@ func expandTreePages(ctx context.Context, r *repo.Repository, data []byte) ([]No
 		pages := make([][]byte, len(locs))
 		total := 0
 		for i, loc := range locs {
+			if !found[i] {
+				continue
+			}
 			b, err := r.LoadBlobAt(ctx, loc)
 			if err != nil {
-				return nil, nil, fmt.Errorf("tree page %s: %w", level[i].Short(), err)
+				if err := failed(level[i], fmt.Errorf("tree page %s: %w", level[i].Short(), err)); err != nil {
+					return nil, nil, err
+				}
+				continue
 			}
 			pages[i] = b
 			if depth == 1 {
@@ -200,13 +219,19 @@ func expandTreePages(ctx context.Context, r *repo.Repository, data []byte) ([]No
 			nodes = make([]Node, 0, min(total, MaxTreeNodes))
 		}
 		for i, b := range pages {
+			if b == nil {
+				continue // skipped above
+			}
 			if depth > 1 {
 				d, ids, err := DecodeTreeIndex(b)
-				if err != nil {
-					return nil, nil, fmt.Errorf("tree index %s: %w", level[i].Short(), err)
+				if err == nil && d != depth-1 {
+					err = fmt.Errorf("%w: depth %d under depth %d", ErrBadTree, d, depth)
 				}
-				if d != depth-1 {
-					return nil, nil, fmt.Errorf("tree index %s: %w: depth %d under depth %d", level[i].Short(), ErrBadTree, d, depth)
+				if err != nil {
+					if err := failed(level[i], fmt.Errorf("tree index %s: %w", level[i].Short(), err)); err != nil {
+						return nil, nil, err
+					}
+					continue
 				}
 				if len(next)+len(ids) > MaxTreeNodes {
 					return nil, nil, fmt.Errorf("%w: more than %d pages", ErrBadTree, MaxTreeNodes)
@@ -214,14 +239,18 @@ func expandTreePages(ctx context.Context, r *repo.Repository, data []byte) ([]No
 				next = append(next, ids...)
 				continue
 			}
-			before := len(nodes)
-			if nodes, err = appendTree(nodes, b); err != nil {
-				return nil, nil, fmt.Errorf("tree page %s: %w", level[i].Short(), err)
+			got, err := appendTree(nodes, b)
+			if err == nil && len(got) == len(nodes) {
+				err = fmt.Errorf("%w: empty", ErrBadTree)
 			}
-			switch {
-			case len(nodes) == before:
-				return nil, nil, fmt.Errorf("tree page %s: %w: empty", level[i].Short(), ErrBadTree)
-			case len(nodes) > MaxTreeNodes:
+			if err != nil {
+				if err := failed(level[i], fmt.Errorf("tree page %s: %w", level[i].Short(), err)); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
+			nodes = got
+			if len(nodes) > MaxTreeNodes {
 				return nil, nil, fmt.Errorf("%w: more than %d nodes", ErrBadTree, MaxTreeNodes)
 			}
 		}

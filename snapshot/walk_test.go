@@ -28,7 +28,15 @@ func newTestRepo(t *testing.T) *repo.Repository {
 // newTestRepoChunks is newTestRepo with the given chunk sizes.
 func newTestRepoChunks(t *testing.T, min, avg, max uint) *repo.Repository {
 	t.Helper()
-	dir := t.TempDir()
+	r := initTestRepo(t, t.TempDir(), min, avg, max, repo.Options{})
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// initTestRepo creates a repository in dir with the given chunk sizes and
+// options, its index in dir.
+func initTestRepo(t *testing.T, dir string, min, avg, max uint, opts repo.Options) *repo.Repository {
+	t.Helper()
 	p, err := chunk.NewParams(min, avg, max)
 	if err != nil {
 		t.Fatal(err)
@@ -37,11 +45,11 @@ func newTestRepoChunks(t *testing.T, min, avg, max uint) *repo.Repository {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Init(context.Background(), local.New(dir), cfg, repo.Options{IndexPath: filepath.Join(dir, "index.db")})
+	opts.IndexPath = filepath.Join(dir, "index.db")
+	r, err := repo.Init(context.Background(), local.New(dir), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
 	return r
 }
 

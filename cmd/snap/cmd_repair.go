@@ -105,8 +105,10 @@ func repairSnapshotsCmd(g *globals) *cobra.Command {
 		Short: "Rewrite snapshots that reference missing data so the rest stays restorable",
 		Long: `Rewrites every snapshot whose trees reference blobs the repository no longer has: a file whose
 data is lost becomes an empty file with the xattr user.snap.damaged, a directory whose tree is lost
-becomes empty. The new snapshot records the original's ID and the lost paths and gets the tag
-"repaired". --forget removes the originals.`,
+becomes empty, and a large directory that lost one of its pages keeps the entries of the others.
+The new snapshot records the original's ID and the lost paths and gets the tag "repaired".
+--forget removes the originals. Only missing or damaged blobs count as lost: if a blob cannot be
+read for another reason (an I/O error, a lost connection), the repair stops and drops nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
