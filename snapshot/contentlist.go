@@ -124,6 +124,7 @@ func expandContentLists(ctx context.Context, r *repo.Repository, nodes []Node, s
 	return nil
 }
 
+// expandNodeLists fills n.Content (and ListBlobs) from n's list blobs.
 func expandNodeLists(ctx context.Context, r *repo.Repository, n *Node) error {
 	if len(n.Lists) == 0 {
 		return nil
