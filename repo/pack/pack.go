@@ -202,7 +202,7 @@ func (w *Writer) Add(t BlobType, id chunk.ID, c Compression, rawLen int, stored 
 	if rawLen < 0 || rawLen > MaxRawLength {
 		return Blob{}, fmt.Errorf("add blob %s: raw length %d outside 0..%d", id.Short(), rawLen, MaxRawLength)
 	}
-	if len(stored) > math.MaxUint32 {
+	if uint64(len(stored)) > math.MaxUint32 {
 		return Blob{}, fmt.Errorf("add blob %s: stored length %d does not fit the format", id.Short(), len(stored))
 	}
 	b := Blob{
