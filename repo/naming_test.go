@@ -125,3 +125,26 @@ func TestTrailerNameCheckedWithoutData(t *testing.T) {
 		t.Fatalf("CheckPackData found %v (%v); want blob %s", bad, err, blobs[1].ID.Short())
 	}
 }
+
+// TestIndexNewPacksFindsUnindexed: a pack in data/ that the index lost (a
+// run killed before its commit) is indexed again with its size, through the
+// local backend's name-only listing, and its blobs load.
+func TestIndexNewPacksFindsUnindexed(t *testing.T) {
+	ctx := context.Background()
+	r, file := namingTestRepo(t, 2)
+	packs, _ := r.PackList()
+	if err := r.idx.RemovePacks([]chunk.ID{packs[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.IndexNewPacks(ctx); err != nil || n != 1 {
+		t.Fatalf("IndexNewPacks indexed %d packs (%v); want the one in data/", n, err)
+	}
+	again, err := r.PackList()
+	fi, _ := os.Stat(file)
+	if err != nil || len(again) != 1 || again[0].ID != packs[0].ID || again[0].Size != fi.Size() {
+		t.Fatalf("packs indexed: %+v (%v); want %s of %d bytes", again, err, packs[0].ID.Short(), fi.Size())
+	}
+	if _, err := r.LoadBlob(ctx, pack.DataBlob, chunk.Hash(pruneTestData(0, 50000))); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,7 +3,9 @@ package repo
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -61,24 +63,53 @@ func (r *Repository) SyncCache(ctx context.Context) (int, error) {
 	return r.syncIndex(ctx, true)
 }
 
+// unknownPacks lists data/, marks the packs of known found there, and
+// returns the others. Only their sizes are needed, so a backend that lists
+// names more cheaply (a local directory) is asked for names and the unknown
+// packs are looked at one by one: this runs at every write lock, and with
+// 60,000 packs a stat of each took 0.18 s (a names-only listing 0.05 s),
+// three times a no-change backup of the small bench corpus.
+func (r *Repository) unknownPacks(ctx context.Context, known map[chunk.ID]bool) ([]backend.FileInfo, error) {
+	var missing []backend.FileInfo
+	see := func(name string, size int64) {
+		id, err := chunk.ParseID(path.Base(name))
+		if err != nil {
+			return // names that are not packs are check's business
+		}
+		if _, ok := known[id]; ok {
+			known[id] = true
+		} else {
+			missing = append(missing, backend.FileInfo{Name: name, Size: size})
+		}
+	}
+	nl, ok := r.be.(backend.NameLister)
+	if !ok {
+		err := r.be.List(ctx, "data", func(fi backend.FileInfo) error { see(fi.Name, fi.Size); return nil })
+		return missing, err
+	}
+	if err := nl.ListNames(ctx, "data", func(name string) error { see(name, -1); return nil }); err != nil {
+		return nil, err
+	}
+	sized := missing[:0]
+	for _, fi := range missing {
+		st, err := r.be.Stat(ctx, fi.Name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		sized = append(sized, st)
+	}
+	return sized, nil
+}
+
 func (r *Repository) syncIndex(ctx context.Context, dropGone bool) (int, error) {
 	known := map[chunk.ID]bool{}
 	if err := r.idx.Packs(func(p index.PackInfo) error { known[p.ID] = false; return nil }); err != nil {
 		return 0, err
 	}
-	var missing []backend.FileInfo
-	err := r.be.List(ctx, "data", func(fi backend.FileInfo) error {
-		id, err := chunk.ParseID(path.Base(fi.Name))
-		if err != nil {
-			return nil // names that are not packs are check's business
-		}
-		if _, ok := known[id]; ok {
-			known[id] = true
-		} else {
-			missing = append(missing, fi)
-		}
-		return nil
-	})
+	missing, err := r.unknownPacks(ctx, known)
 	if err != nil {
 		return 0, fmt.Errorf("list packs: %w", err)
 	}

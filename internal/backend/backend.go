@@ -44,6 +44,13 @@ type Backend interface {
 	Location() string
 }
 
+// NameLister is implemented by backends that list names more cheaply than
+// List, which also reports sizes (the local backend reads directories
+// instead of also stating every file). The names and their order are List's.
+type NameLister interface {
+	ListNames(ctx context.Context, dir string, fn func(name string) error) error
+}
+
 // FileMover is implemented by backends that can take a finished local file
 // without copying it (the local backend renames it). The file must live in
 // the directory returned by TempDir.

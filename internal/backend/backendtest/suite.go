@@ -121,6 +121,15 @@ func Run(t *testing.T, be backend.Backend) {
 		if got := list(t, be, "data/aa"); len(got) != 2 {
 			t.Fatalf("List(data/aa) = %v", got)
 		}
+		if nl, ok := be.(backend.NameLister); ok {
+			var names []string
+			if err := nl.ListNames(ctx, "data", func(name string) error { names = append(names, name); return nil }); err != nil {
+				t.Fatalf("ListNames(data): %v", err)
+			}
+			if got := slices.Sorted(slices.Values(names)); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
+				t.Fatalf("ListNames(data) = %v, want the names List gives, %v", got, slices.Sorted(maps.Keys(want)))
+			}
+		}
 		stop := errors.New("stop")
 		calls := 0
 		err := be.List(ctx, "data", func(backend.FileInfo) error { calls++; return stop })
