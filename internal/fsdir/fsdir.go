@@ -116,9 +116,9 @@ func (d *Dir) Readlink(name string) (string, error) {
 	}
 }
 
-// procPath names an entry through /proc, for the xattr calls that have no
-// *at form before Linux 6.13 (setxattr is always made so); the path stays
-// short however deep the directory is.
+// procPath names an entry through /proc, for the xattr calls on kernels
+// before Linux 6.13, which have no *at forms of them; the path stays short
+// however deep the directory is.
 func (d *Dir) procPath(name string) string {
 	return "/proc/self/fd/" + strconv.Itoa(d.fd) + "/" + name
 }

@@ -79,6 +79,15 @@ func TestXattrs(t *testing.T) {
 	if _, err := getxattrAt(d.fd, "link", "user.a", buf); !errors.Is(err, unix.ENODATA) {
 		t.Fatalf("getxattrat on the symlink (not followed): %v, want ENODATA", err)
 	}
+	if err := setxattrAt(d.fd, "link", "user.a", []byte("2")); !errors.Is(err, unix.EPERM) {
+		t.Fatalf("setxattrat of a user attribute on the symlink (not followed): %v, want EPERM", err)
+	}
+	if err := d.SetXattr("sub", Xattr{Name: "user.dir", Value: []byte("changed")}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.getxattr("sub", "user.dir"); err != nil || string(v) != "changed" {
+		t.Fatalf("after SetXattr: %q, %v; want \"changed\"", v, err)
+	}
 }
 
 // BenchmarkListXattrs lists the attributes of files that have none, as a
