@@ -143,29 +143,18 @@ type xattrArgs struct {
 // setxattrAt is setxattrat(2) with AT_SYMLINK_NOFOLLOW, creating or
 // replacing the attribute.
 func setxattrAt(dirfd int, name, attr string, value []byte) error {
-	p, err := unix.BytePtrFromString(name)
-	if err != nil {
-		return err
-	}
-	a, err := unix.BytePtrFromString(attr)
-	if err != nil {
-		return err
-	}
-	args := xattrArgs{size: uint32(len(value))}
-	if len(value) > 0 {
-		args.value = uint64(uintptr(unsafe.Pointer(&value[0])))
-	}
-	_, _, errno := unix.Syscall6(unix.SYS_SETXATTRAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
-		unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
-	runtime.KeepAlive(value) // the kernel reads through args.value
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	_, err := xattrAt(unix.SYS_SETXATTRAT, dirfd, name, attr, value)
+	return err
 }
 
 // getxattrAt is getxattrat(2) with AT_SYMLINK_NOFOLLOW.
 func getxattrAt(dirfd int, name, attr string, buf []byte) (int, error) {
+	return xattrAt(unix.SYS_GETXATTRAT, dirfd, name, attr, buf)
+}
+
+// xattrAt makes getxattrat or setxattrat, which take the same arguments:
+// the attribute's value travels in a struct xattr_args.
+func xattrAt(trap uintptr, dirfd int, name, attr string, buf []byte) (int, error) {
 	p, err := unix.BytePtrFromString(name)
 	if err != nil {
 		return 0, err
@@ -178,9 +167,9 @@ func getxattrAt(dirfd int, name, attr string, buf []byte) (int, error) {
 	if len(buf) > 0 {
 		args.value = uint64(uintptr(unsafe.Pointer(&buf[0])))
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_GETXATTRAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+	n, _, errno := unix.Syscall6(trap, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
 		unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
-	runtime.KeepAlive(buf) // the kernel writes through args.value
+	runtime.KeepAlive(buf) // the kernel reads or writes through args.value
 	if errno != 0 {
 		return 0, errno
 	}
