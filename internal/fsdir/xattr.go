@@ -133,7 +133,7 @@ func listxattrAt(dirfd int, name string, buf []byte) (int, error) {
 	return int(n), nil
 }
 
-// xattrArgs is the kernel's struct xattr_args of getxattrat(2).
+// xattrArgs is the kernel's struct xattr_args of getxattrat(2) and setxattrat(2).
 type xattrArgs struct {
 	value uint64
 	size  uint32
