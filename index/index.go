@@ -737,6 +737,17 @@ func (ix *Index) buckets(tx *bolt.Tx) (buckets, error) {
 	return b, nil
 }
 
+// lookupBuckets returns the buckets a lookup reads, blobs and packnums, and
+// no others: a no-change backup runs thousands of small views, and finding
+// all five buckets in each was a thirtieth of its CPU time.
+func (ix *Index) lookupBuckets(tx *bolt.Tx) (buckets, error) {
+	b := buckets{packNums: tx.Bucket(bucketPackNums), blobs: tx.Bucket(bucketBlobs)}
+	if b.packNums == nil || b.blobs == nil {
+		return b, ix.corruptf("a bucket is missing")
+	}
+	return b, nil
+}
+
 // dupKey is the key of another copy of blob id in pack num.
 func dupKey(id chunk.ID, num uint32) []byte {
 	return binary.BigEndian.AppendUint32(append([]byte(nil), id[:]...), num)
@@ -745,7 +756,7 @@ func dupKey(id chunk.ID, num uint32) []byte {
 // Lookup returns the location of the blob id, and whether it is indexed.
 func (ix *Index) Lookup(id chunk.ID) (loc Location, found bool, err error) {
 	err = ix.view(func(tx *bolt.Tx) error {
-		b, err := ix.buckets(tx)
+		b, err := ix.lookupBuckets(tx)
 		if err != nil {
 			return err
 		}
@@ -783,7 +794,7 @@ func (ix *Index) HasMany(ids []chunk.ID, fn func(i int, found bool)) error {
 // Has reports whether id is indexed.
 func (ix *Index) Has(id chunk.ID) (found bool, err error) {
 	err = ix.view(func(tx *bolt.Tx) error {
-		b, err := ix.buckets(tx)
+		b, err := ix.lookupBuckets(tx)
 		if err == nil {
 			found = b.blobs.Get(id[:]) != nil
 		}
@@ -806,7 +817,7 @@ func (ix *Index) viewSorted(ids []chunk.ID, fn func(b buckets, i int) error) err
 	// The keys are counted one by one, so that a long list does not map
 	// all its leaves before the held handle's pages are dropped.
 	return ix.viewKeys(0, func(tx *bolt.Tx) error {
-		b, err := ix.buckets(tx)
+		b, err := ix.lookupBuckets(tx)
 		if err != nil {
 			return err
 		}

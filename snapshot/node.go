@@ -325,6 +325,15 @@ func treeNodeCount(data []byte) int {
 	return 0
 }
 
+// reuse returns v as a string: s if it holds the same bytes (the
+// comparison does not allocate).
+func reuse(s string, v []byte) string {
+	if s == string(v) {
+		return s
+	}
+	return string(v)
+}
+
 // appendTree decodes a tree blob and appends its nodes to dst, whose last
 // node they must sort after (a page of a paged tree after the one before).
 func appendTree(dst []Node, data []byte) ([]Node, error) {
@@ -350,7 +359,11 @@ func appendTree(dst []Node, data []byte) ([]Node, error) {
 			return nil, r.err
 		}
 		nodes[i] = Node{}
-		if err := decodeNode(nb, &nodes[i]); err != nil {
+		var prev *Node
+		if i > 0 {
+			prev = &nodes[i-1]
+		}
+		if err := decodeNode(nb, &nodes[i], prev); err != nil {
 			return nil, fmt.Errorf("node %d: %w", i-start, err)
 		}
 		if i > 0 && nodes[i-1].Name >= nodes[i].Name {
@@ -366,7 +379,15 @@ func appendTree(dst []Node, data []byte) ([]Node, error) {
 	return nodes, nil
 }
 
-func decodeNode(data []byte, n *Node) error {
+// decodeNode decodes one node into n. prev, if not nil, is the node before
+// it, whose owner and group names n shares when they are the same: nearly
+// every node of a home directory repeats them, and a string each was a
+// tenth of the allocations of loading a parent snapshot's trees.
+func decodeNode(data []byte, n *Node, prev *Node) error {
+	var prevUser, prevGroup string
+	if prev != nil {
+		prevUser, prevGroup = prev.User, prev.Group
+	}
 	r := &reader{b: data}
 	last := uint64(0)
 	var times [6]uint64
@@ -425,9 +446,9 @@ func decodeNode(data []byte, n *Node) error {
 		case tagGID:
 			n.GID = u32()
 		case tagUser:
-			n.User = string(v)
+			n.User = reuse(prevUser, v)
 		case tagGroup:
-			n.Group = string(v)
+			n.Group = reuse(prevGroup, v)
 		case tagMTimeSec, tagATimeSec, tagCTimeSec:
 			fr := &reader{b: v}
 			x, k := binary.Varint(v)

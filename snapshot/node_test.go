@@ -62,6 +62,30 @@ func TestTreeRoundTripIsCanonical(t *testing.T) {
 	}
 }
 
+// Decoding shares a node's owner and group names with the node before when
+// they are equal; each node must still get its own.
+func TestDecodeTreeOwnerNames(t *testing.T) {
+	users := []string{"me", "me", "you", "", "me", "you"}
+	groups := []string{"staff", "", "staff", "wheel", "wheel", "staff"}
+	var nodes []Node
+	for i := range users {
+		nodes = append(nodes, Node{Name: fmt.Sprintf("f%d", i), Type: TypeFile, User: users[i], Group: groups[i]})
+	}
+	data, err := EncodeTree(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeTree(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range got {
+		if n.User != users[i] || n.Group != groups[i] {
+			t.Errorf("node %s: owner %q:%q, want %q:%q", n.Name, n.User, n.Group, users[i], groups[i])
+		}
+	}
+}
+
 func TestEncodeTreeRefusesBadNames(t *testing.T) {
 	for _, name := range []string{"", ".", "..", "a/b", "nul\x00"} {
 		if _, err := EncodeTree([]Node{{Name: name, Type: TypeFile}}); !errors.Is(err, ErrBadTree) {
