@@ -101,7 +101,8 @@ func TestTable(t *testing.T) {
 		t.Error("preparation rounds leaked into the table")
 	}
 	// Every table row has the same number of cells, or Markdown breaks it.
-	for _, l := range strings.Split(out, "\n") {
+	main, _, _ := strings.Cut(out, "\nTargets of the benchmark issue")
+	for _, l := range strings.Split(main, "\n") {
 		if strings.HasPrefix(l, "| ") && strings.Count(strings.ReplaceAll(l, `\|`, ""), "|") != 15 {
 			t.Errorf("row with wrong cell count: %s", l)
 		}
@@ -110,6 +111,38 @@ func TestTable(t *testing.T) {
 	writeTSV(&tsv, rs)
 	if n := strings.Count(tsv.String(), "\n"); n != len(rs)+1 {
 		t.Errorf("TSV has %d lines for %d results", n, len(rs))
+	}
+}
+
+func TestTargets(t *testing.T) {
+	var rs []*Result
+	add := func(scen, tool string, wall float64, size, delta int64, rssKiB int64) {
+		for rep := 1; rep <= 3; rep++ {
+			rs = append(rs, &Result{Rep: rep, Scenario: scen, Tool: tool, Status: "ok", Wall: wall, Size: size, Delta: delta, MaxRSS: rssKiB})
+		}
+	}
+	add("initial", "snap", 1, 100<<20, 100<<20, 60<<10)
+	add("initial", "restic", 2, 100<<20, 100<<20, 100<<10) // 0.50: met; RSS 0.60: missed
+	add("initial", "borg", 2, 100<<20, 100<<20, 80<<10)    // 0.50: missed
+	add("nochange", "snap", 0.15, 0, 0, 1)
+	add("nochange", "find", 0.1, -1, 0, 1) // exactly 1.5: met
+	add("random", "snap", 1, 512<<20, 512<<20, 1)
+	var b bytes.Buffer
+	writeTable(&b, reportInfo{size: "small", reps: 3, tools: []string{"snap", "restic", "borg"},
+		randomBytes: 512 << 20, chunkHashMBps: 1000}, rs)
+	out := b.String()
+	for _, want := range []string{
+		"| initial backup: wall ≤ 0.6 × restic | 0.50 | met |",
+		"| initial backup: wall ≤ 0.4 × borg | 0.50 | **missed** |",
+		"| no-change backup: wall ≤ 1.5 × find | 1.50 | met |",
+		"| no-change backup: wall ≤ 0.5 × restic | — | not measured |",
+		"| peak RSS of the initial backup ≤ 0.5 × restic | 0.60 | **missed** (set for the large corpus) |",
+		// 512 MiB in 1 s is 537 MB/s: 0.54 of 1000.
+		"| initial backup, incompressible: ≥ 60 % of chunking + SHA-256 on all cores | 0.54 | **missed** |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("targets lack %q:\n%s", want, out)
+		}
 	}
 }
 

@@ -213,6 +213,7 @@ func run() error {
 		"nothing is deleted before a timed command, and the order of the tools rotates between repetitions."
 	info.createNote = strings.Join(h.creates, "; ")
 	info.randomNote = randomNote(h.results, *randomSize<<20, *chunkHash)
+	info.randomBytes, info.chunkHashMBps = *randomSize<<20, *chunkHash
 	var table bytes.Buffer
 	writeTable(&table, info, h.results)
 	var tsv bytes.Buffer

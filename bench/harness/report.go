@@ -123,6 +123,8 @@ type reportInfo struct {
 	tools                                 []string // tools in table order
 	createNote                            string   // file creation speed probed before creating many files
 	randomNote                            string   // snap's speed on the random file against chunk+hash
+	randomBytes                           int64    // size of the random file
+	chunkHashMBps                         float64  // chunk+hash rate measured before the run; 0 if not
 }
 
 // machine describes the CPU, core count, memory and kernel.
@@ -219,6 +221,7 @@ func writeTable(w io.Writer, info reportInfo, results []*Result) {
 				num(s.rss, 0), num(s.in, 1), num(s.out, 1), num(s.size, 1), added, wallR, sizeR)
 		}
 	}
+	writeTargets(w, info, results)
 	fmt.Fprint(w, `
 Scenarios: initial = first backup into an empty repository; no-change = the same tree again (the
 find baseline stats every file, the least a backup must do); incremental = after one simulated day
