@@ -48,6 +48,29 @@ func (r *Repository) Lock(ctx context.Context, info backend.LockInfo, wait time.
 	}, nil
 }
 
+// LockRead takes a reader's lock for command, so that no prune removes
+// packs while the caller reads them; it waits up to wait for a running
+// prune. A backend without read locks reads unlocked. The returned function
+// releases the lock.
+func (r *Repository) LockRead(ctx context.Context, info backend.LockInfo, wait time.Duration) (func() error, error) {
+	l, ok := backend.AsReadLocker(r.be)
+	if !ok {
+		return func() error { return nil }, nil
+	}
+	return l.LockRead(ctx, info, wait)
+}
+
+// ExcludeReaders waits up to wait for readers to finish and keeps new ones
+// out until the returned function is called. The caller holds the write
+// lock and is about to remove packs.
+func (r *Repository) ExcludeReaders(ctx context.Context, info backend.LockInfo, wait time.Duration) (func() error, error) {
+	l, ok := backend.AsReadLocker(r.be)
+	if !ok {
+		return func() error { return nil }, nil
+	}
+	return l.ExcludeReaders(ctx, info, wait)
+}
+
 // IndexNewPacks adds to the index every pack in data/ that it does not list
 // (written by a run that was killed before it committed them, or every pack
 // when the index was deleted). It returns how many packs it added.

@@ -18,11 +18,11 @@ func catCmd(g *globals) *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.open(ctx, "")
+			r, release, err := g.openRead(ctx, "cat")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer release()
 			if args[0] == "config" {
 				return printIndented(g, r.Config())
 			}

@@ -46,11 +46,11 @@ Each problem is reported with the snapshots and files it affects. Exit code 1 on
 var errCheckFailed = errors.New("check found errors")
 
 func (g *globals) check(ctx context.Context, o *checkOptions) error {
-	r, err := g.open(ctx, "")
+	r, release, err := g.openRead(ctx, "check")
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer release()
 	say := func(severity, msg string) {
 		if g.json {
 			printJSON(g.stdout, map[string]any{"message_type": "finding", "severity": severity, "message": msg})

@@ -28,11 +28,11 @@ SOURCE' so that data later backed up to both deduplicates the same way.`,
 			}
 			srcG := *g
 			srcG.repo = from
-			src, err := srcG.open(ctx, "")
+			src, releaseSrc, err := srcG.openRead(ctx, "copy")
 			if err != nil {
 				return fmt.Errorf("source: %w", err)
 			}
-			defer src.Close()
+			defer releaseSrc()
 			dst, release, err := g.openLocked(ctx, "copy")
 			if err != nil {
 				return err

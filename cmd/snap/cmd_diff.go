@@ -42,11 +42,11 @@ type diffStat struct {
 }
 
 func (g *globals) diff(ctx context.Context, args []string, stat, content bool) error {
-	r, err := g.open(ctx, "")
+	r, release, err := g.openRead(ctx, "diff")
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer release()
 	a, err := snapshot.Find(ctx, r, args[0], snapshot.Filter{})
 	if err != nil {
 		return err

@@ -39,11 +39,11 @@ readable only by you, since it holds backed-up data.`,
 				return fmt.Errorf("--archive %q: want tar or zip", archive)
 			}
 			ctx := cmd.Context()
-			r, err := g.open(ctx, "")
+			r, release, err := g.openRead(ctx, "dump")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer release()
 			sn, err := snapshot.Find(ctx, r, args[0], f)
 			if err != nil {
 				return err

@@ -39,11 +39,11 @@ Each distinct directory is read once, however many snapshots hold it.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.open(ctx, "")
+			r, release, err := g.openRead(ctx, "find")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer release()
 			list, err := findSnapshots(ctx, r, snaps, f)
 			if err != nil {
 				return err

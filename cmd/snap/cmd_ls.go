@@ -35,11 +35,11 @@ is lost): undo it with strconv.Unquote("\"" + s + "\"").`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.open(ctx, "")
+			r, release, err := g.openRead(ctx, "ls")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer release()
 			sn, err := snapshot.Find(ctx, r, args[0], f)
 			if err != nil {
 				return err

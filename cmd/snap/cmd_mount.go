@@ -74,6 +74,8 @@ func (g *globals) mount(ctx context.Context, o *mountOptions, dir string) error 
 		return fmt.Errorf("mount point %s is not a directory", mnt)
 	}
 
+	// No read lock: a mount may stay up for days, and a prune must not
+	// wait for it. It follows blobs that a prune moved (see fusefs) instead.
 	r, err := g.open(ctx, "")
 	if err != nil {
 		return err

@@ -139,7 +139,12 @@ func (g *globals) pruneRepo(ctx context.Context, r *repo.Repository, o *pruneOpt
 			return nil, nil, err
 		}
 	}
-	if !o.dryRun {
+	if !o.dryRun && len(plan.Delete)+len(plan.Repack) > 0 {
+		release, err := g.excludeReaders(ctx, r, "prune")
+		if err != nil {
+			return nil, nil, fmt.Errorf("prune: %w", err)
+		}
+		defer release()
 		if err := r.Prune(ctx, plan, nil); err != nil {
 			return nil, nil, err
 		}

@@ -71,6 +71,12 @@ damaged packs. Blobs that were damaged are then missing: run 'snap repair snapsh
 				return err
 			}
 			defer release()
+			// Salvaging removes the damaged packs.
+			readers, err := g.excludeReaders(ctx, r, "repair packs")
+			if err != nil {
+				return err
+			}
+			defer readers()
 			packs, err := r.PackList()
 			if err != nil {
 				return err

@@ -99,11 +99,11 @@ func (g *globals) restore(cmd *cobra.Command, o *restoreOptions, arg string) err
 		return err
 	}
 	ctx := cmd.Context()
-	r, err := g.open(ctx, "")
+	r, release, err := g.openRead(ctx, "restore")
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer release()
 	name, subpath, _ := strings.Cut(arg, ":")
 	sn, err := snapshot.Find(ctx, r, name, o.filter)
 	if err != nil {

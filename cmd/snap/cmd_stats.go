@@ -16,11 +16,11 @@ func statsCmd(g *globals) *cobra.Command {
 		Short: "Show restore size, stored size, dedup and compression of snapshots",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.open(ctx, "")
+			r, release, err := g.openRead(ctx, "stats")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer release()
 			snaps, err := selectSnapshots(ctx, r, args, f)
 			if err != nil {
 				return err

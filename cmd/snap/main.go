@@ -81,6 +81,7 @@ type globals struct {
 	json     bool
 	quiet    bool
 	lockWait string
+	noLock   bool
 	remote   remoteOptions
 	stdout   io.Writer
 	stderr   io.Writer
@@ -107,7 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pf.StringVarP(&g.repo, "repo", "r", os.Getenv("SNAP_REPOSITORY"), "repository location (default $SNAP_REPOSITORY)")
 	pf.BoolVar(&g.json, "json", false, "print results as JSON")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print nothing but errors")
-	pf.StringVar(&g.lockWait, "lock-wait", "0s", "how long to wait for another writer's lock (e.g. 10m)")
+	pf.StringVar(&g.lockWait, "lock-wait", "0s", "how long to wait for a lock another snap holds (e.g. 10m)")
+	pf.BoolVar(&g.noLock, "no-lock", false, "read without the read lock (for storage this user cannot write); a prune may then remove packs while this command reads them")
 	pf.StringVar(&g.namesMode, "names", namesBoth, "eCryptfs names in listings: cipher, clear (from the local name map) or both")
 	pf.StringVar(&g.remote.sshCommand, "ssh-command", "ssh", "ssh program and options for sftp: repositories (snap appends [-p PORT] [USER@]HOST -s sftp)")
 	pf.StringVar(&g.remote.s3Region, "s3-region", "", "region of the bucket of s3: repositories (default: ask the server)")

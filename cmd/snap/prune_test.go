@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1146,6 +1147,96 @@ func TestPruneLock(t *testing.T) {
 	o := restoreScratchDir(t)
 	mustSnap(t, "restore", "-q", "-r", repo, "latest", "--target", o)
 	compareTrees(t, src, filepath.Join(o, "src"))
+}
+
+// TestPruneAndReaders checks that readers and a prune keep apart on a local
+// repository: a prune that would remove packs while another process holds
+// the read lock (here this test, so the prune must name its pid) exits 11
+// and changes nothing, and one that has nothing to remove runs; a reader
+// while a prune holds the lock exits 11 naming the prune, unless
+// --no-lock; a backup goes on beside both.
+func TestPruneAndReaders(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeTestTree(t, src, testtree.Spec{Seed: 121, Files: 100, Large: []int{2 << 20}})
+	repo := filepath.Join(dir, "repo")
+	mustSnap(t, "init", "-q", "-r", repo)
+	first := create(t, repo, src).SnapshotID
+	pruneMutate(t, src, rand.New(rand.NewPCG(122, 122)), 1)
+	create(t, repo, src)
+	ctx := context.Background()
+
+	unlock, err := local.New(repo).LockRead(ctx, backend.LockInfo{Host: "h", PID: os.Getpid(), Command: "restore"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSnap(t, "prune", "-q", "-r", repo) // nothing to remove yet: runs beside the reader
+	mustSnap(t, "forget", "-q", "-r", repo, first)
+	before := packsOnDisk(t, repo)
+	r := snap(t, "prune", "-r", repo)
+	if r.code != 11 || !strings.Contains(r.stderr, "being read by") || !regexp.MustCompile(`\b`+strconv.Itoa(os.Getpid())+`\b`).MatchString(r.stderr) {
+		t.Errorf("prune beside a reader: exit %d, want 11 naming the reader (pid %d)\nstderr: %s", r.code, os.Getpid(), r.stderr)
+	}
+	pruneSamePacks(t, "after a prune that found a reader", before, packsOnDisk(t, repo))
+	create(t, repo, src) // a backup goes on beside a reader
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	mustSnap(t, "prune", "-q", "-r", repo)
+	if after := packsOnDisk(t, repo); packsSize(after) >= packsSize(before) {
+		t.Errorf("prune after the reader left freed nothing: %d pack bytes, were %d", packsSize(after), packsSize(before))
+	}
+
+	release, err := local.New(repo).ExcludeReaders(ctx, backend.LockInfo{Host: "h", PID: 4545, Command: "prune", Start: time.Now()}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	for _, cmd := range [][]string{{"ls", "-r", repo, "latest"}, {"restore", "-r", repo, "latest", "--target", filepath.Join(dir, "out")}, {"check", "-r", repo}} {
+		r := snap(t, cmd...)
+		if r.code != 11 || !strings.Contains(r.stderr, "4545") || !strings.Contains(r.stderr, "prune") {
+			t.Errorf("%s during a prune: exit %d, want 11 naming the prune\nstderr: %s", cmd[0], r.code, r.stderr)
+		}
+	}
+	if r := snap(t, "ls", "--no-lock", "-r", repo, "latest"); r.code != 0 || !strings.Contains(r.stdout, "src") {
+		t.Errorf("ls --no-lock during a prune: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	create(t, repo, src) // a backup does not wait for readers or prunes' read lock
+}
+
+// TestReadWithoutLockAccess checks that a user who may read a repository but
+// not its locks/ directory (another user's backups) still reads: without
+// the read lock, as before there was one.
+func TestReadWithoutLockAccess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run snap as another user")
+	}
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	mustSnap(t, "init", "-q", "-r", repo)
+	src := filepath.Join(dir, "src")
+	writeTestTree(t, src, testtree.Spec{Seed: 131, Files: 10})
+	create(t, repo, src)
+	mustSnap(t, "ls", "-q", "-r", repo, "latest") // as root: makes locks/read
+	// Everything readable by others but locks/, and the test binary too.
+	for _, d := range []string{dir, filepath.Dir(snapBin)} {
+		if err := exec.Command("chmod", "-R", "o+rX", d).Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil { // the test's own parent directory
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(repo, "locks"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(snapBin, "ls", "-r", repo, "latest")
+	cmd.Env = append(os.Environ(), "SNAP_REPOSITORY=", "HOME="+dir, "XDG_CACHE_HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "src") {
+		t.Fatalf("ls as a user who may not open locks/: %v\n%s", err, out)
+	}
 }
 
 // --- 6. forget --prune --dry-run ---------------------------------------------

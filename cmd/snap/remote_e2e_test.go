@@ -1318,16 +1318,21 @@ func TestRemotePruneLockObjects(t *testing.T) {
 			c.create(repo.loc, src)
 			c.must("forget", "-r", repo.loc, "--keep-last", "1")
 
-			lock := func(refreshed time.Duration, exclusive bool) string {
+			lockMode := func(refreshed time.Duration, exclusive bool, mode string) string {
 				var rnd [16]byte
 				crand.Read(rnd[:])
 				name := path.Join("locks", hex.EncodeToString(rnd[:]))
-				data, _ := json.Marshal(map[string]any{"host": "backup-host-2.example", "pid": 4242,
+				obj := map[string]any{"host": "backup-host-2.example", "pid": 4242,
 					"command": "create", "start": time.Now().Add(-3 * time.Hour), "refreshed": time.Now().Add(-refreshed),
-					"exclusive": exclusive})
+					"exclusive": exclusive}
+				if mode != "" {
+					obj["mode"] = mode
+				}
+				data, _ := json.Marshal(obj)
 				b.put(t, repo, name, data)
 				return name
 			}
+			lock := func(refreshed time.Duration, exclusive bool) string { return lockMode(refreshed, exclusive, "") }
 			packs := len(b.objects(t, repo, "data"))
 
 			// Refreshed a minute ago: prune waits for nobody and exits 11
@@ -1344,12 +1349,32 @@ func TestRemotePruneLockObjects(t *testing.T) {
 				}
 				b.remove(t, repo, name)
 			}
+			// A reader's lock of this snap blocks the prune too, which says so.
+			name := lockMode(time.Minute, false, "read")
+			if r := c.run("prune", "-r", repo.loc); r.code != exitLocked || !strings.Contains(r.stderr, "being read by") {
+				t.Errorf("prune beside a reader's lock: exit %d, want %d saying it is being read\n%s", r.code, exitLocked, r.stderr)
+			}
+			b.remove(t, repo, name)
 			if n := len(b.objects(t, repo, "data")); n != packs {
 				t.Errorf("a blocked prune changed the packs: %d, were %d", n, packs)
 			}
+			// Readers go on beside a writer of this snap, not beside a
+			// prune (unless --no-lock), and take their lock away again.
+			name = lockMode(time.Minute, true, "write")
+			c.must("ls", "-r", repo.loc, "latest")
+			b.remove(t, repo, name)
+			name = lockMode(time.Minute, false, "prune")
+			if r := c.run("ls", "-r", repo.loc, "latest"); r.code != exitLocked || !strings.Contains(r.stderr, "backup-host-2.example") {
+				t.Errorf("ls beside a prune's lock: exit %d, want %d naming the host\n%s", r.code, exitLocked, r.stderr)
+			}
+			c.must("ls", "--no-lock", "-r", repo.loc, "latest")
+			b.remove(t, repo, name)
+			if locks := b.objects(t, repo, "locks"); len(locks) != 0 {
+				t.Errorf("locks left after the readers: %v", locks)
+			}
 
 			// Not refreshed for 31 minutes: removed with a notice.
-			name := lock(31*time.Minute, true)
+			name = lock(31*time.Minute, true)
 			r := c.run("prune", "-r", repo.loc)
 			t.Logf("prune beside a stale lock: %s", r.stderr)
 			if r.code != 0 || !strings.Contains(r.stderr, "removed stale lock "+name) || !strings.Contains(r.stderr, "backup-host-2.example") {

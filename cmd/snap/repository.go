@@ -245,6 +245,9 @@ func (p *pendingRemote) Save(ctx context.Context, name string, rd io.Reader) err
 	return p.Backend.Save(ctx, name, bytes.NewReader(data))
 }
 
+// Unwrap returns the wrapped backend.
+func (p *pendingRemote) Unwrap() backend.Backend { return p.Backend }
+
 // Lock takes the wrapped backend's lock.
 func (p *pendingRemote) Lock(ctx context.Context, info backend.LockInfo, wait time.Duration) (func() error, error) {
 	l, ok := p.Backend.(backend.Locker)
@@ -291,12 +294,22 @@ func (g *globals) open(ctx context.Context, compression string) (*repo.Repositor
 
 // lock takes the write lock for command.
 func (g *globals) lock(ctx context.Context, r *repo.Repository, command string) (func() error, error) {
+	info, wait, err := g.lockArgs(command)
+	if err != nil {
+		return nil, err
+	}
+	return r.Lock(ctx, info, wait)
+}
+
+// lockArgs returns what describes this process to other lock holders, and
+// how long --lock-wait says to wait.
+func (g *globals) lockArgs(command string) (backend.LockInfo, time.Duration, error) {
 	wait, err := time.ParseDuration(g.lockWait)
 	if err != nil {
-		return nil, fmt.Errorf("--lock-wait %q: %w", g.lockWait, err)
+		return backend.LockInfo{}, 0, fmt.Errorf("--lock-wait %q: %w", g.lockWait, err)
 	}
 	host, _ := os.Hostname()
-	return r.Lock(ctx, backend.LockInfo{Host: host, PID: os.Getpid(), Command: command, Start: time.Now()}, wait)
+	return backend.LockInfo{Host: host, PID: os.Getpid(), Command: command, Start: time.Now()}, wait, nil
 }
 
 func currentUser() string {

@@ -20,7 +20,11 @@ type LockInfo struct {
 }
 
 func (l LockInfo) String() string {
-	return fmt.Sprintf("pid %d on %s (%q, since %s)", l.PID, l.Host, l.Command, l.Start.Local().Format("2006-01-02 15:04:05"))
+	s := fmt.Sprintf("pid %d on %s (%q", l.PID, l.Host, l.Command)
+	if !l.Start.IsZero() {
+		s += ", since " + l.Start.Local().Format("2006-01-02 15:04:05")
+	}
+	return s + ")"
 }
 
 // LockedError says who holds a lock. It matches ErrLocked with errors.Is.
@@ -29,6 +33,10 @@ type LockedError struct {
 	Known   bool // false when the holder could not be read
 	Waited  time.Duration
 	Locator string
+	// Readers is set when the lock was wanted to remove packs and readers
+	// hold it (Holder is one of them, More how many others there are).
+	Readers bool
+	More    int
 }
 
 func (e *LockedError) Error() string {
@@ -36,7 +44,13 @@ func (e *LockedError) Error() string {
 	if e.Known {
 		who = e.Holder.String()
 	}
+	if e.More > 0 {
+		who += fmt.Sprintf(" and %d more", e.More)
+	}
 	msg := fmt.Sprintf("repository %s is locked by %s", e.Locator, who)
+	if e.Readers {
+		msg = fmt.Sprintf("repository %s is being read by %s, and removing packs could break that read", e.Locator, who)
+	}
 	if e.Waited > 0 {
 		msg += fmt.Sprintf("; gave up after waiting %s", e.Waited.Round(time.Second))
 	}
@@ -51,4 +65,37 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // another process after waiting up to wait.
 type Locker interface {
 	Lock(ctx context.Context, info LockInfo, wait time.Duration) (unlock func() error, err error)
+}
+
+// ReadLocker is implemented by backends that keep readers and pack removal
+// apart. A reader (restore, check, ls, …) holds a read lock while it
+// reads; a writer that is about to remove packs (prune) first excludes
+// readers, which waits for the read locks to go and keeps new readers out
+// until it lets go. Writers that only add files do neither: readers go on
+// beside a backup. Both return ErrLocked (as *LockedError) after waiting
+// up to wait.
+type ReadLocker interface {
+	LockRead(ctx context.Context, info LockInfo, wait time.Duration) (unlock func() error, err error)
+	// ExcludeReaders is called by the holder of the write lock.
+	ExcludeReaders(ctx context.Context, info LockInfo, wait time.Duration) (release func() error, err error)
+}
+
+// Unwrapper is implemented by backends that wrap another (retries, rate
+// limits).
+type Unwrapper interface {
+	Unwrap() Backend
+}
+
+// AsReadLocker returns the ReadLocker of be or of the backend it wraps.
+func AsReadLocker(be Backend) (ReadLocker, bool) {
+	for {
+		if l, ok := be.(ReadLocker); ok {
+			return l, true
+		}
+		u, ok := be.(Unwrapper)
+		if !ok {
+			return nil, false
+		}
+		be = u.Unwrap()
+	}
 }

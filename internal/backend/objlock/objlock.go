@@ -4,9 +4,10 @@
 // A holder writes locks/<random id>, a small JSON document naming its host,
 // pid, command, start time, the time of its last refresh and whether it is
 // exclusive, and rewrites it every RefreshInterval while it holds the lock.
-// Another process lists locks/ to find conflicting holders: an exclusive lock
-// conflicts with every other lock, shared locks conflict only with exclusive
-// ones.
+// Another process lists locks/ to find conflicting holders: a writer's lock
+// is exclusive and conflicts with every other writer's; a reader's lock is
+// shared and conflicts only with a prune's, which a writer adds before it
+// removes packs (see conflicts).
 //
 // A lock is stale, and removed with a notice, when its owner ran on this host
 // and its pid no longer exists, or when it has not been refreshed for
@@ -21,8 +22,8 @@
 // off and try again later, never both hold the lock.
 //
 // Entry points: New returns a Locker for a backend (UseBackend routes it
-// through a retry wrapper); Lock and LockShared take the lock; the returned
-// function releases it.
+// through a retry wrapper); Lock, LockRead and ExcludeReaders take a lock;
+// the returned function releases it.
 package objlock
 
 import (
@@ -65,7 +66,34 @@ type Object struct {
 	Start     time.Time `json:"start"`
 	Refreshed time.Time `json:"refreshed"`
 	Exclusive bool      `json:"exclusive"`
+	// Mode is ModeWrite, ModeRead or ModePrune; empty in the objects of
+	// older snaps, whose exclusive locks may prune and whose shared ones
+	// read.
+	Mode string `json:"mode,omitempty"`
 }
+
+// The modes of lock objects.
+const (
+	ModeWrite = "write" // exclusive: a writer that adds files and snapshot documents
+	ModeRead  = "read"  // shared: a reader
+	ModePrune = "prune" // shared: the holder of a write lock about to remove packs
+)
+
+// conflicts reports whether locks a and b exclude each other: two writers,
+// or a reader and a prune.
+func conflicts(a, b Object) bool {
+	if a.Exclusive && b.Exclusive {
+		return true
+	}
+	return reads(a) && prunes(b) || reads(b) && prunes(a)
+}
+
+// reads reports whether o is a reader's lock.
+func reads(o Object) bool { return !o.Exclusive && o.Mode != ModePrune }
+
+// prunes reports whether o's holder may remove packs: a prune, or a writer
+// of an older snap, whose lock does not say.
+func prunes(o Object) bool { return o.Mode == ModePrune || o.Exclusive && o.Mode == "" }
 
 // Info returns the holder description used in error messages.
 func (o Object) Info() backend.LockInfo {
@@ -139,12 +167,19 @@ func (l *Locker) processExists(pid int) bool {
 // Lock takes an exclusive lock for info, waiting up to wait for other
 // holders. It implements backend.Locker.
 func (l *Locker) Lock(ctx context.Context, info backend.LockInfo, wait time.Duration) (func() error, error) {
-	return l.lock(ctx, info, wait, true)
+	return l.lock(ctx, info, wait, ModeWrite)
 }
 
-// LockShared takes a shared lock: it excludes exclusive holders only.
-func (l *Locker) LockShared(ctx context.Context, info backend.LockInfo, wait time.Duration) (func() error, error) {
-	return l.lock(ctx, info, wait, false)
+// LockRead takes a reader's lock: it excludes prunes only (see
+// backend.ReadLocker).
+func (l *Locker) LockRead(ctx context.Context, info backend.LockInfo, wait time.Duration) (func() error, error) {
+	return l.lock(ctx, info, wait, ModeRead)
+}
+
+// ExcludeReaders takes a prune's lock beside the write lock its caller
+// holds: it waits for readers' locks to go and keeps new readers out.
+func (l *Locker) ExcludeReaders(ctx context.Context, info backend.LockInfo, wait time.Duration) (func() error, error) {
+	return l.lock(ctx, info, wait, ModePrune)
 }
 
 // entry is one lock object found in the backend.
@@ -162,7 +197,7 @@ func older(a, b entry) bool {
 	return a.name < b.name
 }
 
-func (l *Locker) lock(ctx context.Context, info backend.LockInfo, wait time.Duration, exclusive bool) (func() error, error) {
+func (l *Locker) lock(ctx context.Context, info backend.LockInfo, wait time.Duration, mode string) (func() error, error) {
 	if info.Start.IsZero() {
 		info.Start = l.now()
 	}
@@ -173,7 +208,7 @@ func (l *Locker) lock(ctx context.Context, info backend.LockInfo, wait time.Dura
 	mine := entry{
 		name: path.Join(Dir, hex.EncodeToString(rnd[:])),
 		obj: Object{Host: info.Host, PID: info.PID, Command: info.Command, Start: info.Start,
-			Exclusive: exclusive},
+			Exclusive: mode == ModeWrite, Mode: mode},
 		ok: true,
 	}
 	start := time.Now()
@@ -194,6 +229,7 @@ func (l *Locker) lock(ctx context.Context, info backend.LockInfo, wait time.Dura
 			}
 			if holder.ok {
 				le.Holder, le.Known = holder.obj.Info(), true
+				le.Readers = reads(holder.obj) && prunes(mine.obj)
 			} else {
 				l.notify("lock object %s cannot be read; if no other snap is running, remove it", holder.name)
 			}
@@ -267,7 +303,7 @@ func (l *Locker) conflict(ctx context.Context, mine entry, host string) (*entry,
 				l.notify("removed stale lock %s of %s: %s", e.name, e.obj.Info(), why)
 				continue
 			}
-			if !mine.obj.Exclusive && !e.obj.Exclusive {
+			if !conflicts(mine.obj, e.obj) {
 				continue
 			}
 		}

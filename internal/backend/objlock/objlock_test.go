@@ -70,9 +70,12 @@ func TestExclusive(t *testing.T) {
 	if !le.Known || le.Holder.Host != "host-a" || le.Holder.PID != 100 || !strings.Contains(err.Error(), "host-a") {
 		t.Fatalf("LockedError does not name the holder: %v", err)
 	}
-	if _, err := b.LockShared(ctx, info("host-b", 200), 0); !errors.Is(err, backend.ErrLocked) {
-		t.Fatalf("shared Lock beside an exclusive one: %v", err)
+	// A reader goes on beside a writer.
+	ur, err := b.LockRead(ctx, info("host-b", 200), 0)
+	if err != nil {
+		t.Fatalf("read lock beside a writer: %v", err)
 	}
+	ur()
 	if err := unlock(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,23 +89,67 @@ func TestExclusive(t *testing.T) {
 	unlock()
 }
 
-func TestShared(t *testing.T) {
+func TestReadersAndPrune(t *testing.T) {
 	ctx := context.Background()
 	be := local.New(t.TempDir())
 	a, _ := newLocker(t, be)
-	u1, err := a.LockShared(ctx, info("h", 1), 0)
+	u1, err := a.LockRead(ctx, info("h", 1), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u2, err := a.LockShared(ctx, info("h2", 2), 0)
+	u2, err := a.LockRead(ctx, info("h2", 2), 0)
 	if err != nil {
-		t.Fatalf("two shared locks: %v", err)
+		t.Fatalf("two readers: %v", err)
 	}
-	if _, err := a.Lock(ctx, info("h3", 3), 0); !errors.Is(err, backend.ErrLocked) {
-		t.Fatalf("exclusive beside shared: %v", err)
+	w, err := a.Lock(ctx, info("h3", 3), 0)
+	if err != nil {
+		t.Fatalf("writer beside readers: %v", err)
+	}
+	_, err = a.ExcludeReaders(ctx, info("h3", 3), 0)
+	var le *backend.LockedError
+	if !errors.As(err, &le) || !le.Readers || !strings.Contains(err.Error(), "being read by") {
+		t.Fatalf("prune beside readers: %v, want a LockedError naming a reader", err)
 	}
 	u1()
 	u2()
+	release, err := a.ExcludeReaders(ctx, info("h3", 3), 0)
+	if err != nil {
+		t.Fatalf("prune after the readers left: %v", err)
+	}
+	if _, err := a.LockRead(ctx, info("h4", 4), 0); !errors.As(err, &le) || le.Readers || le.Holder.PID != 3 {
+		t.Fatalf("reader during a prune: %v, want a LockedError naming the prune", err)
+	}
+	if _, err := a.Lock(ctx, info("h5", 5), 0); !errors.Is(err, backend.ErrLocked) {
+		t.Fatalf("second writer: %v", err)
+	}
+	release()
+	w()
+	if names := lockNames(t, be); len(names) != 0 {
+		t.Fatalf("unlock left %v", names)
+	}
+}
+
+// Lock objects of an older snap carry no mode: its exclusive locks may
+// prune, so readers wait for them; its shared ones read.
+func TestOlderLockObjects(t *testing.T) {
+	ctx := context.Background()
+	be := local.New(t.TempDir())
+	a, _ := newLocker(t, be)
+	now := time.Now()
+	writeLock(t, be, "0123456789abcdef0123456789abcdef", Object{Host: "old", PID: 7, Command: "prune", Start: now, Refreshed: now, Exclusive: true})
+	if _, err := a.LockRead(ctx, info("h", 1), 0); !errors.Is(err, backend.ErrLocked) {
+		t.Fatalf("reader beside an older snap's writer: %v", err)
+	}
+	be.Remove(ctx, "locks/0123456789abcdef0123456789abcdef")
+	writeLock(t, be, "fedcba9876543210fedcba9876543210", Object{Host: "old", PID: 8, Command: "x", Start: now, Refreshed: now})
+	if _, err := a.ExcludeReaders(ctx, info("h", 1), 0); !errors.Is(err, backend.ErrLocked) {
+		t.Fatalf("prune beside an older snap's shared lock: %v", err)
+	}
+	w, err := a.Lock(ctx, info("h", 1), 0)
+	if err != nil {
+		t.Fatalf("writer beside an older snap's shared lock: %v", err)
+	}
+	w()
 }
 
 func TestOtherHostRecentBlocks(t *testing.T) {

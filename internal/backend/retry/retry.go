@@ -104,17 +104,6 @@ func (b *Backend) Lock(ctx context.Context, info backend.LockInfo, wait time.Dur
 	return l.Lock(ctx, info, wait)
 }
 
-// LockShared takes the wrapped backend's shared lock, where it has one.
-func (b *Backend) LockShared(ctx context.Context, info backend.LockInfo, wait time.Duration) (func() error, error) {
-	l, ok := b.be.(interface {
-		LockShared(context.Context, backend.LockInfo, time.Duration) (func() error, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("lock %s: this backend has no shared locks", b.be.Location())
-	}
-	return l.LockShared(ctx, info, wait)
-}
-
 // IsTransient reports whether err may go away when the operation is tried
 // again.
 func IsTransient(err error) bool {
