@@ -618,13 +618,20 @@ func (g *globals) runRepoSteps(ctx context.Context, cmd *cobra.Command, j *confi
 		if err == nil {
 			plan, _, err = g.pruneRepo(ctx, r, po, nil)
 		}
-		if err != nil {
+		var locked *backend.LockedError
+		switch {
+		case errors.As(err, &locked) && locked.Readers:
+			// Someone is restoring: not a failure of the job. The prune
+			// is still due, so the next run tries again.
+			res.step("prune", "skipped", err.Error()+"; the next run prunes", exitOK)
+		case err != nil:
 			fail("prune", err)
 			skipRest("prune failed", 3)
 			return
+		default:
+			st.LastPrune = res.Start
+			res.step("prune", "ok", fmt.Sprintf("deleted %d packs and repacked %d; freed %s", len(plan.Delete), len(plan.Repack), formatBytes(plan.FreedBytes)), exitOK)
 		}
-		st.LastPrune = res.Start
-		res.step("prune", "ok", fmt.Sprintf("deleted %d packs and repacked %d; freed %s", len(plan.Delete), len(plan.Repack), formatBytes(plan.FreedBytes)), exitOK)
 	}
 
 	// check

@@ -20,6 +20,7 @@ import (
 
 	"snap/internal/backend"
 	"snap/internal/backend/backendtest"
+	"snap/internal/backend/local"
 	"snap/internal/config"
 	"snap/internal/ecryptfs"
 	"snap/repo"
@@ -370,6 +371,37 @@ func TestRunExampleConfig(t *testing.T) {
 
 // TestRunBadConfig: each mistake is one clear error with file:line, exit 1,
 // and nothing runs: no hook, no snapshot, no state file.
+// TestRunPruneBesideReader: a due prune that finds a reader (a restore in
+// progress) is skipped, not failed: the job exits 0, its check still runs,
+// and the next run prunes.
+func TestRunPruneBesideReader(t *testing.T) {
+	h := newJobHome(t)
+	repoDir := filepath.Join(h.dir, "repo")
+	mustSnap(t, "init", "-q", "-r", repoDir)
+	h.writeConfig(t, fmt.Sprintf("[jobs.a]\nrepository = %q\nsources = [\"~/data\"]\nprune-every = \"1d\"\ncheck-every = \"1d\"\n[jobs.a.retention]\nkeep-last = 1\n", repoDir))
+	for i := range 3 {
+		h.write(t, "data/file", strings.Repeat(fmt.Sprint(i), 200<<10))
+		mustSnap(t, "create", "-q", "-r", repoDir, filepath.Join(h.home, "data"))
+	}
+	unlock, err := local.New(repoDir).LockRead(context.Background(), backend.LockInfo{Host: "h", PID: os.Getpid(), Command: "restore"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.snap(t, "run", "a", "--json", "--lock-wait", "0s") // run waits 1m by default
+	unlock()
+	s := parseRun(t, r.stdout)
+	if r.code != 0 || s.stepStatus() != "create=ok forget=ok prune=skipped check=ok" || !strings.Contains(r.stdout, "being read by") {
+		t.Fatalf("run beside a reader: exit %d, steps %s\n%s%s", r.code, s.stepStatus(), r.stdout, r.stderr)
+	}
+	if st := h.state(t, "a"); !st.LastPrune.IsZero() {
+		t.Errorf("a skipped prune was recorded as done: %+v", st)
+	}
+	r = h.snap(t, "run", "a", "--json")
+	if s := parseRun(t, r.stdout); r.code != 0 || !strings.HasPrefix(strings.SplitN(s.stepStatus(), " ", 4)[2], "prune=ok") {
+		t.Fatalf("run after the reader left: exit %d, steps %s\n%s%s", r.code, s.stepStatus(), r.stdout, r.stderr)
+	}
+}
+
 func TestRunBadConfig(t *testing.T) {
 	h := newJobHome(t)
 	repoDir := filepath.Join(h.dir, "repo")
