@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"snap/internal/backend"
 	"snap/repo"
 )
 
@@ -41,6 +44,10 @@ func (g *globals) openRead(ctx context.Context, command string) (*repo.Repositor
 	unlock, err := r.LockRead(ctx, info, wait)
 	if err != nil {
 		r.Close()
+		if !errors.Is(err, backend.ErrLocked) && ctx.Err() == nil {
+			// Typically storage this user may read but not write.
+			err = fmt.Errorf("take the read lock: %w; to read without it, use --no-lock (a prune may then remove data while this reads)", err)
+		}
 		return nil, nil, err
 	}
 	return r, func() { unlock(); r.Close() }, nil

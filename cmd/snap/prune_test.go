@@ -1239,6 +1239,30 @@ func TestReadWithoutLockAccess(t *testing.T) {
 	}
 }
 
+// TestReadLockFails: a reader that cannot take the read lock for another
+// reason than a prune says so and points to --no-lock, which reads.
+func TestReadLockFails(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	mustSnap(t, "init", "-q", "-r", repo)
+	src := filepath.Join(dir, "src")
+	writeTestTree(t, src, testtree.Spec{Seed: 141, Files: 5})
+	create(t, repo, src)
+	// locks/ a file instead of a directory: no lock can be taken in it.
+	if err := os.RemoveAll(filepath.Join(repo, "locks")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "locks"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := snap(t, "ls", "-r", repo, "latest"); r.code != 1 || !strings.Contains(r.stderr, "--no-lock") {
+		t.Errorf("ls without a possible read lock: exit %d, want 1 pointing to --no-lock\nstderr: %s", r.code, r.stderr)
+	}
+	if r := mustSnap(t, "ls", "--no-lock", "-r", repo, "latest"); !strings.Contains(r.stdout, "src") {
+		t.Errorf("ls --no-lock: %s", r.stdout)
+	}
+}
+
 // --- 6. forget --prune --dry-run ---------------------------------------------
 
 // TestForgetPruneDryRunListsLostFiles backs up a tree, then deletes two
