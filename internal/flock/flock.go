@@ -25,8 +25,6 @@ import (
 type HeldError struct {
 	Holder []byte
 	Waited time.Duration // 0 when the caller did not wait
-	// Path is the locked file, for Holders.
-	Path string
 }
 
 func (e *HeldError) Error() string { return "file is locked by another process" }
@@ -80,7 +78,7 @@ func take(ctx context.Context, f *os.File, how int, wait time.Duration) error {
 		}
 		waited := time.Since(start)
 		if waited >= wait {
-			he := &HeldError{Waited: waited, Path: path}
+			he := &HeldError{Waited: waited}
 			if wait == 0 {
 				he.Waited = 0
 			}
