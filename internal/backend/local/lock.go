@@ -21,8 +21,13 @@ func (b *Backend) Lock(ctx context.Context, info backend.LockInfo, wait time.Dur
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", b.dir, err)
 	}
-	path := filepath.Join(dir, "write")
-	f, err := flock.Acquire(ctx, path, info, wait)
+	f, err := flock.Acquire(ctx, filepath.Join(dir, "write"), info, wait)
+	return b.unlocker(f, err, "lock")
+}
+
+// unlocker turns what flock returned into Lock's results: a HeldError
+// becomes a LockedError naming the holder the lock file records.
+func (b *Backend) unlocker(f *os.File, err error, what string) (func() error, error) {
 	var held *flock.HeldError
 	if errors.As(err, &held) {
 		le := &backend.LockedError{Locator: b.dir, Waited: held.Waited}
@@ -30,7 +35,7 @@ func (b *Backend) Lock(ctx context.Context, info backend.LockInfo, wait time.Dur
 		return nil, le
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", b.dir, err)
+		return nil, fmt.Errorf("%s %s: %w", what, b.dir, err)
 	}
 	return f.Close, nil
 }
@@ -53,16 +58,7 @@ func (b *Backend) LockRead(ctx context.Context, info backend.LockInfo, wait time
 	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
 		return func() error { return nil }, nil
 	}
-	var held *flock.HeldError
-	if errors.As(err, &held) {
-		le := &backend.LockedError{Locator: b.dir, Waited: held.Waited}
-		le.Known = json.Unmarshal(held.Holder, &le.Holder) == nil
-		return nil, le
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read lock %s: %w", b.dir, err)
-	}
-	return f.Close, nil
+	return b.unlocker(f, err, "read lock")
 }
 
 func (b *Backend) createReadLock() error {
