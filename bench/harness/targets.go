@@ -7,16 +7,14 @@ import (
 )
 
 // target is one goal of the benchmark issue: snap's median in a scenario
-// divided by another row's median must stay at or below limit (or, with
-// atLeast, at or above it).
+// divided by another row's median must stay at or below limit.
 type target struct {
-	what    string // as the issue words it
-	scen    string
-	tool    string // the row snap is compared with
-	metric  string // "wall", "added", "size" or "rss"
-	limit   float64
-	atLeast bool
-	corpus  string // the corpus the issue sets it for; "" for any
+	what   string // as the issue words it
+	scen   string
+	tool   string // the row snap is compared with
+	metric string // "wall", "added", "size" or "rss"
+	limit  float64
+	corpus string // the corpus the issue sets it for; "" for any
 }
 
 // targets are the issue's, in its order. The incompressible-data target,
@@ -87,7 +85,7 @@ func writeTargets(w io.Writer, info reportInfo, results []*Result) {
 		if snap.ok > 0 && other.ok > 0 {
 			r = t.value(snap) / t.value(other)
 		}
-		v := verdict(r, t.limit, t.atLeast)
+		v := verdict(r, t.limit, false)
 		if t.corpus != "" && t.corpus != info.size && v != "not measured" {
 			v += fmt.Sprintf(" (set for the %s corpus)", t.corpus)
 		}
